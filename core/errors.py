@@ -1,0 +1,68 @@
+"""One error type for everything a user can get wrong, carrying where it happened.
+
+A compositor needs to know *which* file, frame, node and input went wrong, so every error that
+reaches a user carries those as fields and prints them in one line before the message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+
+@dataclass
+class Where:
+    """The place an error refers to; every field is optional."""
+
+    node: str | None = None
+    input: str | None = None
+    file: str | None = None
+    frame: int | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.node:
+            parts.append(f"node {self.node}")
+        if self.input:
+            parts.append(f"input '{self.input}'")
+        if self.frame is not None:
+            parts.append(f"frame {self.frame}")
+        if self.file:
+            parts.append(f"file {self.file}")
+        return ", ".join(parts)
+
+
+@dataclass(eq=False)  # exceptions compare and hash by identity
+class LatentmirrorError(Exception):
+    """A user-facing error: a message plus where it happened."""
+
+    message: str
+    where: Where = field(default_factory=Where)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        place = self.where.describe()
+        return f"[{place}] {self.message}" if place else self.message
+
+    def at(self, **where) -> LatentmirrorError:
+        """Fill in context that is not known yet (inner context wins) and return self."""
+        known = {k: v for k, v in vars(self.where).items() if v is not None}
+        self.where = replace(self.where, **{**where, **known})
+        return self
+
+
+def error(message: str, **where) -> LatentmirrorError:
+    """Shorthand: ``raise error("no such file", file=path, frame=1001)``."""
+    return LatentmirrorError(message, Where(**where))
+
+
+@contextmanager
+def context(**where) -> Iterator[None]:
+    """Add context to any LatentmirrorError raised inside: ``with context(input="frames"): ...``."""
+    try:
+        yield
+    except LatentmirrorError as exc:
+        raise exc.at(**where) from exc.__cause__

@@ -1,0 +1,447 @@
+"""Loading and saving frame sequences: frame numbers from disk, missing-frame policies, windows,
+header attributes, atomic writes and plate protection."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ... import __version__
+from .. import color
+from ..errors import LatentmirrorError, context, error
+from .channels import select_channels
+from .exr import COMPRESSIONS, HALF_MAX, PIXEL_TYPES, Attribute, Box, ExrHeader, read_channels, read_headers, write_exr
+from .patterns import SequencePattern, parse_pattern
+from .plate import PlateInfo
+from .ranges import format_frame_ranges, parse_frame_range
+
+log = logging.getLogger("latentmirror")
+
+MISSING_POLICIES = ("error", "hold", "black")
+BAD_PIXEL_POLICIES = ("keep", "replace")
+EXISTING_POLICIES = ("skip", "overwrite", "error")
+FrameCallback = Callable[[int, int], None]  # (frames done, frames in all)
+
+# Every plate file read in this process: a saver never writes over one of them.
+_plate_files: set[str] = set()
+
+
+@dataclass
+class LoadedPlate:
+    rgb: np.ndarray  # float32 [frames, height, width, 3] over the PlateInfo canvas
+    alpha: np.ndarray  # float32 [frames, height, width]; 1 where the file has no alpha
+    info: PlateInfo
+
+
+@dataclass
+class PlannedFrame:
+    frame: int
+    path: str | None  # the file that gives the pixels; None for black
+    status: str
+
+
+def plan_frames(pattern: SequencePattern, frames_text: str, missing: str) -> list[PlannedFrame]:
+    """Which file gives each requested frame, after the missing-frame policy."""
+    if missing not in MISSING_POLICIES:
+        raise error(f"missing-frame policy '{missing}' is not one of {MISSING_POLICIES}",
+                    input="missing")
+    on_disk = pattern.frames_on_disk()
+    if not on_disk:
+        raise error(f"no frames on disk match '{pattern.display()}'{_near_misses(pattern)}",
+                    input="path")
+    if frames_text.strip():
+        with context(input="frames"):
+            wanted = parse_frame_range(frames_text)
+    else:  # every frame from the first to the last on disk; gaps go through the policy
+        wanted = list(range(min(on_disk), max(on_disk) + 1))
+    absent = [f for f in wanted if f not in on_disk]
+    if absent and missing == "error":
+        raise error(
+            f"frames {format_frame_ranges(absent)} of '{pattern.display()}' are missing "
+            f"(on disk: {format_frame_ranges(list(on_disk))}); set missing to hold or black, "
+            "or ask only for frames that exist",
+            input="frames",
+        )
+    return [_plan_one(frame, on_disk, missing) for frame in wanted]
+
+
+def _plan_one(frame: int, on_disk: dict[int, str], missing: str) -> PlannedFrame:
+    if frame in on_disk:
+        return PlannedFrame(frame, on_disk[frame], "read")
+    if missing == "black":
+        return PlannedFrame(frame, None, "black")
+    earlier = [f for f in on_disk if f < frame]
+    held = max(earlier) if earlier else min(on_disk)
+    return PlannedFrame(frame, on_disk[held], f"held from {held}")
+
+
+def load_sequence(
+    path: str,
+    frames: str = "",
+    missing: str = "error",
+    layer: str = "",
+    colorspace: str = "",
+    ocio_config: str = "",
+    bad_pixels: str = "keep",
+    on_frame: FrameCallback | None = None,
+) -> LoadedPlate:
+    """Read the frames of a sequence into one batch, by their real frame numbers."""
+    if bad_pixels not in BAD_PIXEL_POLICIES:
+        raise error(f"bad-pixel policy '{bad_pixels}' is not one of {BAD_PIXEL_POLICIES}",
+                    input="bad_pixels")
+    with context(input="ocio_config"):
+        cfg = color.resolve_config(ocio_config)
+    with context(input="path"):
+        pattern = parse_pattern(path)
+    plan = plan_frames(pattern, frames, missing)
+    headers = _read_all_headers(plan)
+    first = headers[plan_first_read(plan)]
+    with context(input="layer"):
+        selection = select_channels(first, layer)
+    display = _common_display_window(plan, headers)
+    data_windows = [_data_window(p, headers, selection.subimage, display) for p in plan]
+    canvas = display
+    for window in data_windows:
+        canvas = canvas.union(window)
+
+    rgb = np.zeros((len(plan), canvas.height, canvas.width, 3), np.float32)
+    alpha = np.zeros((len(plan), canvas.height, canvas.width), np.float32)
+    for index, planned in enumerate(plan):
+        if planned.path is not None:
+            window = data_windows[index]
+            pixels = _read_frame(planned, headers[planned.path], selection, layer)
+            pixels = _check_bad_pixels(pixels, planned, bad_pixels)
+            rows = slice(window.y - canvas.y, window.y_end - canvas.y)
+            cols = slice(window.x - canvas.x, window.x_end - canvas.x)
+            rgb[index, rows, cols] = pixels[..., :3]
+            alpha[index, rows, cols] = pixels[..., 3] if selection.alpha else 1.0
+            _plate_files.add(os.path.realpath(planned.path))
+        if on_frame:
+            on_frame(index + 1, len(plan))
+
+    with context(input="colorspace"):
+        plate_colorspace = _plate_colorspace(cfg, colorspace, first[selection.subimage])
+    return LoadedPlate(
+        rgb=rgb,
+        alpha=alpha,
+        info=PlateInfo(
+            pattern=pattern.display(),
+            frames=[p.frame for p in plan],
+            source_paths=[p.path for p in plan],
+            frame_status=[p.status for p in plan],
+            canvas=canvas,
+            display_window=display,
+            data_windows=data_windows,
+            attributes=[_attributes_of(p, headers, selection.subimage) for p in plan],
+            colorspace=plate_colorspace,
+            ocio_config=cfg.name,
+            channels=[*selection.rgb, *([selection.alpha] if selection.alpha else [])],
+            has_alpha=selection.alpha is not None,
+            pixel_type=first[selection.subimage].pixel_type,
+            compression=first[selection.subimage].compression,
+            layer=layer,
+        ),
+    )
+
+
+def plan_first_read(plan: list[PlannedFrame]) -> str:
+    return next(p.path for p in plan if p.path is not None)
+
+
+def _read_all_headers(plan: list[PlannedFrame]) -> dict[str, list[ExrHeader]]:
+    headers: dict[str, list[ExrHeader]] = {}
+    for planned in plan:
+        if planned.path is not None and planned.path not in headers:
+            try:
+                headers[planned.path] = read_headers(planned.path)
+            except LatentmirrorError as exc:
+                raise exc.at(frame=planned.frame)
+    return headers
+
+
+def _common_display_window(plan: list[PlannedFrame], headers: dict) -> Box:
+    first_path = plan_first_read(plan)
+    display = headers[first_path][0].display_window
+    for planned in plan:
+        if planned.path is not None:
+            other = headers[planned.path][0].display_window
+            if other != display:
+                raise error(
+                    f"display window {other} differs from {display} of {first_path}; "
+                    "a sequence must keep one format",
+                    file=planned.path,
+                    frame=planned.frame,
+                )
+    return display
+
+
+def _data_window(planned: PlannedFrame, headers: dict, subimage: int, display: Box) -> Box:
+    if planned.path is None:
+        return display
+    return headers[planned.path][subimage].data_window
+
+
+def _attributes_of(planned: PlannedFrame, headers: dict, subimage: int) -> list[Attribute]:
+    return [] if planned.path is None else list(headers[planned.path][subimage].attributes)
+
+
+def _read_frame(planned: PlannedFrame, headers: list[ExrHeader], selection, layer: str):
+    try:
+        found = select_channels(headers, layer)  # each file may order its parts differently
+        header = headers[found.subimage]
+        names = [*found.rgb, *([found.alpha] if selection.alpha else [])]
+        if selection.alpha and not found.alpha:
+            raise error("has no alpha channel, but the first frame has one")
+        return read_channels(planned.path, header, names)
+    except LatentmirrorError as exc:
+        raise exc.at(file=planned.path, frame=planned.frame)
+
+
+def _check_bad_pixels(pixels: np.ndarray, planned: PlannedFrame, policy: str) -> np.ndarray:
+    bad = ~np.isfinite(pixels)
+    count = int(bad.any(axis=-1).sum())
+    if not count:
+        return pixels
+    if policy == "replace":
+        log.warning("frame %s (%s): replaced %d NaN/Inf pixels with 0", planned.frame,
+                    planned.path, count)
+        return np.where(bad, np.float32(0), pixels)
+    log.warning("frame %s (%s): %d pixels are NaN or Inf; kept (set bad_pixels to replace to "
+                "zero them)", planned.frame, planned.path, count)
+    return pixels
+
+
+def _plate_colorspace(cfg: color.ColorConfig, requested: str, header: ExrHeader) -> str:
+    if requested.strip():
+        return color.find_colorspace(cfg, requested)
+    return colorspace_from_header(cfg, header) or color.scene_linear(cfg)
+
+
+def colorspace_from_header(cfg: color.ColorConfig, header: ExrHeader) -> str | None:
+    """The colour space a file declares: ours, OpenEXR's colorInteropID, or the ACES container."""
+    ours = header.attribute("latentmirror:colorspace")
+    if ours and cfg.config.getColorSpace(str(ours)) is not None:
+        return color.find_colorspace(cfg, str(ours))
+    interop = header.attribute("colorInteropID")
+    if interop and (found := color.colorspace_from_interop_id(cfg, str(interop))):
+        return found
+    if header.attribute("acesImageContainerFlag") == 1:
+        return color.find_colorspace(cfg, "aces_interchange")
+    return None
+
+
+def _near_misses(pattern: SequencePattern) -> str:
+    """Files beside the pattern, to help spot a wrong padding or name."""
+    directory = os.path.dirname(pattern.path_for(0)) or "."
+    if not os.path.isdir(directory):
+        return f": the folder {directory} does not exist"
+    names = sorted(n for n in os.listdir(directory) if not n.startswith("."))
+    shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+    return f"; the folder {directory} holds: {shown or 'nothing'}"
+
+
+# ----------------------------------------------------------------------------------- saving
+
+
+@dataclass
+class SaveReport:
+    frames: list[int]
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def protected_paths(plate: PlateInfo | None) -> set[str]:
+    """Files a saver must never write: the given plate's and every plate read in this process."""
+    sources = {os.path.realpath(p) for p in (plate.source_paths if plate else []) if p}
+    return sources | _plate_files
+
+
+def save_sequence(
+    path: str,
+    rgb: np.ndarray,
+    alpha: np.ndarray | None = None,
+    plate: PlateInfo | None = None,
+    start_frame: int = 1001,
+    pixel_type: str = "half",
+    compression: str = "zip",
+    dwa_level: float = 45.0,
+    existing: str = "skip",
+    colorspace: str = "",
+    ocio_config: str = "",
+    on_frame: FrameCallback | None = None,
+) -> SaveReport:
+    """Write ``rgb`` ([frames, height, width, 3]) as an EXR sequence; checks everything first.
+
+    Frame numbers come from ``plate`` when it describes the same number of frames, else they
+    count from ``start_frame``. Nothing is written when a check fails.
+    """
+    if existing not in EXISTING_POLICIES:
+        raise error(f"existing-file policy '{existing}' is not one of {EXISTING_POLICIES}",
+                    input="existing")
+    if pixel_type not in PIXEL_TYPES:
+        raise error(f"pixel type '{pixel_type}' is not one of {PIXEL_TYPES}", input="pixel_type")
+    if compression not in COMPRESSIONS:
+        raise error(f"compression '{compression}' is not one of {COMPRESSIONS}",
+                    input="compression")
+    count = rgb.shape[0]
+    if alpha is not None and alpha.shape != rgb.shape[:3]:
+        raise error(f"mask is {list(alpha.shape)} but images are {list(rgb.shape[:3])} "
+                    "(frames, height, width)", input="mask")
+    with context(input="plate_info"):
+        frames = _output_frames(count, plate, start_frame)
+    with context(input="path"):
+        pattern = parse_pattern(path)
+        if pattern.is_single_file and count > 1:
+            raise error(f"'{path}' has no frame number field (####) but there are {count} images")
+        targets = [pattern.path_for(f) for f in frames]
+        _refuse_plate_overwrite(targets, frames, plate)
+    with context(input="existing"):
+        todo = _apply_existing_policy(targets, frames, existing)
+    with context(input="ocio_config"):
+        cfg = color.resolve_config(ocio_config)
+    with context(input="colorspace"):
+        tag = color.find_colorspace(cfg, colorspace) if colorspace.strip() else (
+            plate.colorspace if plate and plate.colorspace else color.scene_linear(cfg))
+    _warn_unwritable_values(rgb, alpha, frames, pixel_type)
+
+    report = SaveReport(frames=frames, skipped=[t for i, t in enumerate(targets) if i not in todo])
+    for done, index in enumerate(todo, start=1):
+        pixels, channels = _frame_pixels(rgb[index], None if alpha is None else alpha[index])
+        data, display, pixels = _windows_for(pixels, index, plate)
+        write_exr(
+            targets[index], pixels, channels, data, display, pixel_type, compression, dwa_level,
+            _output_attributes(plate, index, tag, cfg),
+        )
+        report.written.append(targets[index])
+        if on_frame:
+            on_frame(done, len(todo))
+    return report
+
+
+def _output_frames(count: int, plate: PlateInfo | None, start_frame: int) -> list[int]:
+    if plate is None:
+        return list(range(start_frame, start_frame + count))
+    if len(plate) != count:
+        raise error(
+            f"plate_info describes {len(plate)} frames but {count} images arrived; connect the "
+            "matching plate_info, or disconnect it to number frames from start_frame"
+        )
+    return list(plate.frames)
+
+
+def _refuse_plate_overwrite(targets: list[str], frames: list[int], plate) -> None:
+    protected = protected_paths(plate)
+    for target, frame in zip(targets, frames):
+        if os.path.realpath(target) in protected:
+            raise error(
+                "this is a frame of an input plate; latentmirror never writes over a plate. "
+                "Choose another output path",
+                file=target,
+                frame=frame,
+            )
+
+
+def _apply_existing_policy(targets: list[str], frames: list[int], existing: str) -> list[int]:
+    present = [i for i, t in enumerate(targets) if os.path.exists(t)]
+    if existing == "error" and present:
+        names = ", ".join(targets[i] for i in present[:3]) + (" ..." if len(present) > 3 else "")
+        raise error(
+            f"{len(present)} output frames exist already ({names}); set existing to skip or "
+            "overwrite",
+            frame=frames[present[0]],
+        )
+    if existing == "skip":
+        complete = {i for i in present if _is_complete_exr(targets[i], frames[i])}
+        return [i for i in range(len(targets)) if i not in complete]
+    return list(range(len(targets)))
+
+
+def _is_complete_exr(path: str, frame: int) -> bool:
+    try:
+        read_headers(path)
+        return True
+    except LatentmirrorError as exc:
+        log.warning("frame %s: existing %s is unreadable (%s); writing it again", frame, path, exc)
+        return False
+
+
+def _warn_unwritable_values(rgb, alpha, frames: list[int], pixel_type: str) -> None:
+    for index, frame in enumerate(frames):
+        values = rgb[index] if alpha is None else np.concatenate(
+            [rgb[index].reshape(-1), alpha[index].reshape(-1)])
+        nonfinite = int((~np.isfinite(values)).sum())
+        if nonfinite:
+            log.warning("frame %s: %d values are NaN or Inf and are written as such", frame,
+                        nonfinite)
+        if pixel_type == "half":
+            overflow = int((np.abs(values[np.isfinite(values)]) > HALF_MAX).sum())
+            if overflow:
+                log.warning("frame %s: %d values exceed half float's range (%g) and become Inf;"
+                            " choose pixel_type float to keep them", frame, overflow, HALF_MAX)
+
+
+def _frame_pixels(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, list[str]]:
+    if rgb.shape[-1] < 3:
+        raise error(f"images have {rgb.shape[-1]} channels; 3 (RGB) or 4 (RGBA) are needed")
+    if alpha is None and rgb.shape[-1] == 4:  # an RGBA image on the wire carries its own alpha
+        return np.ascontiguousarray(rgb), ["R", "G", "B", "A"]
+    if alpha is None:
+        return np.ascontiguousarray(rgb[..., :3]), ["R", "G", "B"]
+    return np.concatenate([rgb[..., :3], alpha[..., None]], axis=-1), ["R", "G", "B", "A"]
+
+
+def _windows_for(pixels: np.ndarray, index: int, plate: PlateInfo | None):
+    """Data window, display window and the pixels to store for one frame.
+
+    At the plate's canvas size the frame keeps its source data window, grown to cover any pixel
+    that is no longer zero outside it, so a round trip is exact and new content is never cut.
+    """
+    height, width = pixels.shape[:2]
+    full = Box(0, 0, width, height)
+    if plate is None:
+        return full, full, pixels
+    canvas, display = plate.canvas, plate.display_window
+    if (width, height) == (display.width, display.height) and canvas != display:
+        return display, display, pixels  # resized to the format: overscan is gone
+    if (width, height) != (canvas.width, canvas.height):
+        log.warning("images are %dx%d, the plate is %dx%d: writing without the plate's windows",
+                    width, height, canvas.width, canvas.height)
+        return full, full, pixels
+    window = _grow_to_content(plate.data_windows[index], pixels, canvas)
+    rows = slice(window.y - canvas.y, window.y_end - canvas.y)
+    cols = slice(window.x - canvas.x, window.x_end - canvas.x)
+    return window, display, pixels[rows, cols]
+
+
+def _grow_to_content(window: Box, pixels: np.ndarray, canvas: Box) -> Box:
+    outside = np.ones(pixels.shape[:2], bool)
+    outside[window.y - canvas.y : window.y_end - canvas.y,
+            window.x - canvas.x : window.x_end - canvas.x] = False
+    content = outside & (pixels != 0).any(axis=-1)
+    if not content.any():
+        return window
+    rows, cols = np.nonzero(content)
+    found = Box(int(cols.min()) + canvas.x, int(rows.min()) + canvas.y,
+                int(cols.max() - cols.min()) + 1, int(rows.max() - rows.min()) + 1)
+    return window.union(found)
+
+
+def _output_attributes(plate, index: int, colorspace: str, cfg: color.ColorConfig):
+    source = list(plate.attributes[index]) if plate and index < len(plate.attributes) else []
+    if plate and plate.colorspace != colorspace:  # the source's primaries no longer apply
+        source = [a for a in source if a.name != "chromaticities"]
+    ours = [
+        Attribute("Software", "string", f"latentmirror {__version__}"),
+        Attribute("latentmirror:colorspace", "string", colorspace),
+        Attribute("latentmirror:ocioConfig", "string", cfg.name),
+    ]
+    if interop := color.interop_id(cfg, colorspace):
+        ours.append(Attribute("colorInteropID", "string", interop))
+    if plate and plate.source_paths[index]:
+        ours.append(Attribute("latentmirror:source", "string", plate.source_paths[index]))
+    names = {a.name for a in ours}
+    return [a for a in source if a.name not in names] + ours

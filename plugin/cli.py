@@ -1,0 +1,73 @@
+"""The ``latentmirror`` command: ``render`` a graph headless, ``info`` about a file or sequence."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from .. import __version__
+from ..core.errors import LatentmirrorError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="latentmirror", description="GAN-inversion video manipulation for compositors.")
+    parser.add_argument("--version", action="version", version=f"latentmirror {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    render = commands.add_parser("render", help="run a graph headless (API or UI format)")
+    render.add_argument("graph", help="graph JSON saved from ComfyUI (UI or API format)")
+    render.add_argument("--frames", help="frame range for every Load EXR Sequence, e.g. 1001-1240")
+    render.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="NODE_ID.INPUT=VALUE", help="set a node input (repeatable)")
+    render.add_argument("--models-dir", help="folder holding gan/ (default: ./models)")
+    render.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1")
+    render.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    info = commands.add_parser("info", help="print an EXR header or a sequence summary")
+    info.add_argument("file", help="an EXR file, or a sequence pattern (plate.####.exr)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[latentmirror] %(levelname)s %(message)s",
+                        stream=sys.stderr)
+    try:
+        if args.command == "render":
+            return _render(args)
+        from .info import describe
+
+        print(describe(args.file))
+        return EXIT_OK
+    except LatentmirrorError as exc:
+        interrupted = type(exc).__name__ == "Interrupted"
+        print(f"latentmirror: error: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED if interrupted else EXIT_FAILED
+    except KeyboardInterrupt:
+        print("latentmirror: aborted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _render(args) -> int:
+    from .headless import HeadlessHost
+    from .host import set_host
+    from .runner import run_graph_file
+
+    host = HeadlessHost(device=args.device, models_dir=args.models_dir,
+                        show_progress=False if args.quiet else None)
+    set_host(host)
+    host.install_interrupt_handler()
+    started = time.perf_counter()
+    report = run_graph_file(args.graph, args.frames, args.overrides)
+    seconds = time.perf_counter() - started
+    print(f"rendered {args.graph}: {len(report.executed)} nodes, {len(report.files)} files "
+          f"written, {len(report.skipped_files)} already complete, {seconds:.1f} s")
+    for path in report.files[:3] + (["..."] if len(report.files) > 4 else []) + (
+            report.files[-1:] if len(report.files) > 3 else []):
+        print(f"  {path}")
+    return EXIT_OK

@@ -1,0 +1,130 @@
+"""Running inside ComfyUI: the `gan` model folder, progress bars, interrupt, device, previews.
+
+This is the only module that imports ComfyUI's own modules, and only when ComfyUI has already
+loaded them (so importing it anywhere else is harmless).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import uuid
+
+import numpy as np
+
+from .host import MODEL_EXTENSIONS, Host, Progress, set_host
+
+PREVIEW_MAX_SIZE = 1024
+
+
+def running_in_comfyui() -> bool:
+    return "folder_paths" in sys.modules and "comfy.model_management" in sys.modules
+
+
+@functools.cache
+def register() -> dict:
+    """Node mappings for ComfyUI; inside ComfyUI also the `gan` folder and the ComfyUI host."""
+    from ..nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+
+    if running_in_comfyui():
+        _register_model_folders()
+        set_host(ComfyUIHost())
+    return {
+        "NODE_CLASS_MAPPINGS": NODE_CLASS_MAPPINGS,
+        "NODE_DISPLAY_NAME_MAPPINGS": NODE_DISPLAY_NAME_MAPPINGS,
+    }
+
+
+def _register_model_folders() -> None:
+    import folder_paths
+
+    for kind, extensions in MODEL_EXTENSIONS.items():
+        default = os.path.join(folder_paths.models_dir, kind)
+        paths, known = folder_paths.folder_names_and_paths.get(kind, ([], set()))
+        if default not in paths:
+            paths = [*paths, default]
+        # extra_model_paths.yaml may already have added folders under this name: keep them.
+        folder_paths.folder_names_and_paths[kind] = (paths, set(known) | set(extensions))
+        os.makedirs(default, exist_ok=True)
+
+
+class _ComfyProgress(Progress):
+    def __init__(self, total: int):
+        import comfy.utils
+
+        self._bar = comfy.utils.ProgressBar(max(total, 1))
+
+    def update(self, done: int, total: int) -> None:
+        self._bar.update_absolute(done, max(total, 1))
+
+
+class ComfyUIHost(Host):
+    name = "comfyui"
+
+    def progress(self, total: int, description: str) -> Progress:
+        return _ComfyProgress(total)
+
+    def check_interrupt(self) -> None:
+        import comfy.model_management
+
+        comfy.model_management.throw_exception_if_processing_interrupted()
+
+    def device(self):
+        import comfy.model_management
+
+        return comfy.model_management.get_torch_device()
+
+    def model_folders(self, kind: str) -> list[str]:
+        import folder_paths
+
+        return list(folder_paths.get_folder_paths(kind))
+
+    def list_models(self, kind: str) -> list[str]:
+        import folder_paths
+
+        return list(folder_paths.get_filename_list(kind))
+
+    def model_path(self, kind: str, name: str) -> str | None:
+        import folder_paths
+
+        return folder_paths.get_full_path(kind, name)
+
+    def input_path(self, path: str) -> str:
+        import folder_paths
+
+        return _under(folder_paths.get_input_directory(), path)
+
+    def output_path(self, path: str) -> str:
+        import folder_paths
+
+        return _under(folder_paths.get_output_directory(), path)
+
+    @property
+    def wants_previews(self) -> bool:
+        return True
+
+    def preview_images(self, images: np.ndarray, prefix: str) -> list[dict] | None:
+        """Write PNGs into ComfyUI's temp folder and return the entries its UI shows."""
+        import cv2
+        import folder_paths
+
+        folder = folder_paths.get_temp_directory()
+        os.makedirs(folder, exist_ok=True)
+        entries = []
+        for index, image in enumerate(images):
+            image = np.clip(image, 0.0, 1.0)
+            scale = PREVIEW_MAX_SIZE / max(image.shape[:2])
+            if scale < 1:
+                size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+                image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            name = f"{prefix}_{uuid.uuid4().hex[:8]}_{index:05d}.png"
+            bgr = (image[..., ::-1] * 255.0 + 0.5).astype(np.uint8)
+            cv2.imwrite(os.path.join(folder, name), bgr)
+            entries.append({"filename": name, "subfolder": "", "type": "temp"})
+        return entries
+
+
+def _under(root: str, path: str) -> str:
+    path = os.path.expanduser(path)
+    return path if os.path.isabs(path) else os.path.join(root, path)

@@ -1,0 +1,81 @@
+"""``latentmirror info``: an EXR's header, or a sequence's summary."""
+
+from __future__ import annotations
+
+import os
+
+from ..core.errors import LatentmirrorError, error
+from ..core.frames import format_frame_ranges, parse_pattern
+from ..core.frames.exr import ExrHeader, read_headers
+
+
+def describe(target: str) -> str:
+    pattern = parse_pattern(target)
+    if pattern.is_single_file:
+        if not os.path.isfile(target):
+            raise error("file does not exist", file=target)
+        return describe_file(target)
+    return describe_sequence(target)
+
+
+def describe_file(path: str) -> str:
+    lines = [f"file: {path}"]
+    for header in read_headers(path):
+        if header.subimage:
+            lines.append(f"part {header.subimage}:")
+        lines += _header_lines(header)
+        lines.append("attributes:")
+        for attribute in sorted(header.attributes, key=lambda a: a.name.lower()):
+            lines.append(f"  {attribute.name} ({attribute.type}): {attribute.value!r}")
+    return "\n".join(lines)
+
+
+def _header_lines(header: ExrHeader) -> list[str]:
+    d, w = header.display_window, header.data_window
+    channels = ", ".join(f"{n} ({t})" for n, t in zip(header.channels, header.channel_types))
+    return [
+        f"size: {d.width}x{d.height}",
+        f"display window: {d}",
+        f"data window: {w}" + ("" if w == d else f"  ({w.width}x{w.height})"),
+        f"channels: {channels}",
+        f"compression: {header.compression}",
+    ]
+
+
+def describe_sequence(text: str) -> str:
+    pattern = parse_pattern(text)
+    found = pattern.frames_on_disk()
+    if not found:
+        raise error(f"no frames on disk match '{pattern.display()}'")
+    frames = list(found)
+    gaps = [f for f in range(frames[0], frames[-1] + 1) if f not in found]
+    sizes, channels, compressions, types, unreadable = {}, {}, {}, {}, []
+    for frame, path in found.items():
+        try:
+            header = read_headers(path)[0]
+        except LatentmirrorError as exc:
+            unreadable.append(f"{frame} ({exc.message})")
+            continue
+        d = header.display_window
+        _count(sizes, f"{d.width}x{d.height}", frame)
+        _count(channels, ", ".join(header.channels), frame)
+        _count(compressions, header.compression, frame)
+        _count(types, header.pixel_type, frame)
+    lines = [
+        f"sequence: {pattern.display()}",
+        f"frames: {format_frame_ranges(frames)} ({len(frames)} on disk, first {frames[0]}, "
+        f"last {frames[-1]})",
+        f"gaps: {format_frame_ranges(gaps) if gaps else 'none'}",
+    ]
+    for label, values in (("size", sizes), ("channels", channels), ("pixel type", types),
+                          ("compression", compressions)):
+        lines.append(f"{label}: " + "; ".join(
+            v if len(values) == 1 else f"{v} (frames {format_frame_ranges(f)})"
+            for v, f in values.items()))
+    if unreadable:
+        lines.append("unreadable: " + "; ".join(unreadable))
+    return "\n".join(lines)
+
+
+def _count(table: dict, value: str, frame: int) -> None:
+    table.setdefault(value, []).append(frame)

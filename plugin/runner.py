@@ -1,0 +1,211 @@
+"""The headless runner: executes a graph of the pack's own nodes without ComfyUI.
+
+Only nodes that feed an output node run, each once, in dependency order. Inputs are validated as
+ComfyUI would (combo choices, numeric bounds) and errors name the node id, title and input.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+
+from ..core.errors import LatentmirrorError, error
+from .graph import (
+    DISPLAY_ONLY_TYPES,
+    UI_ONLY_TYPES,
+    GraphNode,
+    input_kind,
+    input_options,
+    iter_input_specs,
+    load_graph,
+)
+
+log = logging.getLogger("latentmirror")
+
+
+@dataclass
+class RunReport:
+    executed: list[str] = field(default_factory=list)  # node ids in the order they ran
+    ui: dict[str, dict] = field(default_factory=dict)  # node id -> what it showed
+
+    @property
+    def files(self) -> list[str]:
+        return [f for shown in self.ui.values() for f in shown.get("files", [])]
+
+    @property
+    def skipped_files(self) -> list[str]:
+        return [f for shown in self.ui.values() for f in shown.get("skipped", [])]
+
+
+def node_classes() -> dict:
+    from ..nodes import NODE_CLASS_MAPPINGS
+
+    return NODE_CLASS_MAPPINGS
+
+
+def run_graph_file(path: str, frames: str | None = None, overrides: list[str] = ()) -> RunReport:
+    classes = node_classes()
+    graph = load_graph(path, classes)
+    apply_frames(graph, frames)
+    apply_overrides(graph, overrides, classes)
+    return run_graph(graph, classes)
+
+
+def apply_frames(graph: dict[str, GraphNode], frames: str | None) -> None:
+    """``--frames``: the frame range of every Load EXR Sequence."""
+    if frames is None:
+        return
+    for node in graph.values():
+        if node.class_type == "LM_LoadEXRSequence":
+            node.inputs["frames"] = frames
+
+
+def apply_overrides(graph: dict[str, GraphNode], overrides, classes: dict) -> None:
+    """``--set NODE_ID.INPUT=VALUE``; the value is converted to the input's type when run."""
+    for override in overrides:
+        target, equals, value = override.partition("=")
+        node_id, dot, name = target.rpartition(".")
+        if not equals or not dot:
+            raise error(f"--set '{override}' is not NODE_ID.INPUT=VALUE")
+        if node_id not in graph:
+            raise error(f"--set '{override}': no node {node_id}; the graph's nodes: "
+                        + ", ".join(f"{n.id} ({n.class_type})" for n in graph.values()))
+        node = graph[node_id]
+        known = [n for n, _ in iter_input_specs(classes[node.class_type])] if (
+            node.class_type in classes) else [name]
+        if name not in known:
+            raise error(f"--set '{override}': node {node_id} ({node.class_type}) has no input "
+                        f"'{name}'; its inputs: {', '.join(known)}")
+        node.inputs[name] = value
+
+
+def run_graph(graph: dict[str, GraphNode], classes: dict) -> RunReport:
+    _refuse_unknown_nodes(graph, classes)
+    runnable = {k: n for k, n in graph.items() if n.class_type in classes}
+    outputs = [k for k, n in runnable.items() if getattr(classes[n.class_type], "OUTPUT_NODE",
+                                                         False)]
+    if not outputs:
+        raise error("the graph has no output node (such as Save EXR Sequence): nothing to render")
+    report = RunReport()
+    results: dict[str, tuple] = {}
+    for node_id in execution_order(runnable, outputs):
+        node = runnable[node_id]
+        try:
+            results[node_id], shown = _execute(node, classes[node.class_type], results)
+        except LatentmirrorError as exc:
+            exc.where = replace(exc.where, node=_label(node, classes))
+            raise
+        report.executed.append(node_id)
+        if shown:
+            report.ui[node_id] = shown
+    return report
+
+
+def _refuse_unknown_nodes(graph: dict[str, GraphNode], classes: dict) -> None:
+    unknown = [n for n in graph.values() if n.class_type not in classes
+               and n.class_type not in UI_ONLY_TYPES | DISPLAY_ONLY_TYPES]
+    if unknown:
+        listed = ", ".join(f"{n.id} ({n.class_type})" for n in unknown)
+        raise error(f"the graph uses nodes latentmirror does not provide: {listed}. The headless "
+                    "runner runs only latentmirror's nodes; run this graph in ComfyUI (or send it "
+                    "to one with --server)")
+    for node in graph.values():
+        if node.class_type in DISPLAY_ONLY_TYPES:
+            log.info("node %s (%s) only displays in ComfyUI; skipped", node.id, node.class_type)
+
+
+def execution_order(graph: dict[str, GraphNode], outputs: list[str]) -> list[str]:
+    """Every node the outputs need, each after its inputs (depth-first, cycle-checked)."""
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(node_id: str, path: tuple) -> None:
+        if state.get(node_id) == "done":
+            return
+        if state.get(node_id) == "visiting":
+            raise error("the graph has a cycle: " + " -> ".join([*path, node_id]))
+        if node_id not in graph:
+            raise error(f"node {path[-1]} takes an input from node {node_id}, which the graph "
+                        "does not run (missing, muted, or not a latentmirror node)")
+        state[node_id] = "visiting"
+        for value in graph[node_id].inputs.values():
+            if is_link(value):
+                visit(value[0], (*path, node_id))
+        state[node_id] = "done"
+        order.append(node_id)
+
+    for output in sorted(outputs, key=_id_sort_key):
+        visit(output, ())
+    return order
+
+
+def is_link(value) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[1], int)
+
+
+def _execute(node: GraphNode, node_class, results: dict) -> tuple[tuple, dict | None]:
+    kwargs = {}
+    for name, spec in iter_input_specs(node_class):
+        required = name in node_class.INPUT_TYPES().get("required", {})
+        if name in node.inputs:
+            value = node.inputs[name]
+            if is_link(value):
+                kwargs[name] = results[value[0]][value[1]]
+            else:
+                kwargs[name] = coerce_input(name, value, spec)
+        elif "default" in input_options(spec) and required:
+            kwargs[name] = input_options(spec)["default"]
+        elif required:
+            raise error("required input is not set or connected", input=name)
+    instance = node_class()
+    returned = getattr(instance, node_class.FUNCTION)(**kwargs)
+    if isinstance(returned, dict):
+        return tuple(returned.get("result", ())), returned.get("ui")
+    return tuple(returned or ()), None
+
+
+def coerce_input(name: str, value, spec):
+    """A literal input converted and checked the way ComfyUI validates widget values."""
+    kind, options = input_kind(spec), input_options(spec)
+    try:
+        if kind == "COMBO":
+            choices = list(spec[0])
+            if value not in choices:
+                raise error(f"'{value}' is not one of: {', '.join(map(str, choices))}", input=name)
+            return value
+        if kind == "BOOLEAN":
+            return value if isinstance(value, bool) else _parse_bool(value, name)
+        if kind == "INT":
+            value = int(value)
+        elif kind == "FLOAT":
+            value = float(value)
+        elif kind == "STRING":
+            return str(value)
+        else:
+            raise error(f"a {kind} input must be connected to a node, not given a value",
+                        input=name)
+    except (TypeError, ValueError):
+        raise error(f"'{value}' is not a valid {kind}", input=name) from None
+    if "min" in options and value < options["min"]:
+        raise error(f"{value} is below the minimum {options['min']}", input=name)
+    if "max" in options and value > options["max"]:
+        raise error(f"{value} is above the maximum {options['max']}", input=name)
+    return value
+
+
+def _parse_bool(value, name: str) -> bool:
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise error(f"'{value}' is not true or false", input=name)
+
+
+def _label(node: GraphNode, classes: dict) -> str:
+    name = node.title or getattr(classes.get(node.class_type), "DISPLAY_NAME", node.class_type)
+    return f"{node.id} ({name})"
+
+
+def _id_sort_key(node_id: str):
+    return (0, int(node_id)) if node_id.isdigit() else (1, node_id)
