@@ -6,7 +6,15 @@ import torch
 
 from ..core import color
 from ..core.errors import context, error
-from .common import CATEGORY, to_numpy, to_tensor
+from .common import (
+    CATEGORY,
+    OCIO_CONFIG_TOOLTIP,
+    choice_input,
+    link_input,
+    text_input,
+    to_numpy,
+    to_tensor,
+)
 
 
 class OCIOTransform:
@@ -25,25 +33,28 @@ class OCIOTransform:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "image": ("IMAGE", {"tooltip": "Images in the src colour space."}),
-                "src": ("STRING", {"default": "scene_linear", "tooltip": (
+                "image": link_input("IMAGE", "Images in the src colour space."),
+                "src": text_input(
                     "Source colour space: a name (ACEScg), an alias (lin_rec709) or a role "
-                    "(scene_linear).")}),
-                "dst": ("STRING", {"default": "sRGB Encoded Rec.709 (sRGB)", "tooltip": (
+                    "(scene_linear).",
+                    default="scene_linear",
+                ),
+                "dst": text_input(
                     "Destination: a colour space, or display/view such as "
-                    "'sRGB - Display/ACES 2.0 - SDR 100 nits (Rec.709)'.")}),
-                "direction": (["forward", "inverse"], {"default": "forward", "tooltip": (
-                    "forward: src to dst. inverse: dst back to src (undoes a forward transform).")}),
+                    "'sRGB - Display/ACES 2.0 - SDR 100 nits (Rec.709)'.",
+                    default="sRGB Encoded Rec.709 (sRGB)",
+                ),
+                "direction": choice_input(
+                    ["forward", "inverse"],
+                    "forward: src to dst. inverse: dst back to src (undoes a forward transform).",
+                ),
             },
-            "optional": {
-                "ocio_config": ("STRING", {"default": "", "tooltip": (
-                    "OCIO config: a file path or a built-in URI (ocio://studio-config-latest). "
-                    "Empty: $OCIO, else OCIO's built-in studio config.")}),
-            },
+            "optional": {"ocio_config": text_input(OCIO_CONFIG_TOOLTIP)},
         }
 
-    def transform(self, image: torch.Tensor, src: str, dst: str, direction: str,
-                  ocio_config: str = ""):
+    def transform(
+        self, image: torch.Tensor, src: str, dst: str, direction: str, ocio_config: str = ""
+    ):
         with context(node=self.DISPLAY_NAME):
             with context(input="ocio_config"):
                 cfg = color.resolve_config(ocio_config)
@@ -54,6 +65,7 @@ class OCIOTransform:
             with context(input="direction"):
                 if direction not in ("forward", "inverse"):
                     raise error(f"direction '{direction}' is not forward or inverse")
-            out = color.apply_transform(to_numpy(image), cfg, source, target,
-                                        inverse=direction == "inverse")
+            out = color.apply_transform(
+                to_numpy(image), cfg, source, target, inverse=direction == "inverse"
+            )
         return (to_tensor(out),)

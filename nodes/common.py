@@ -49,3 +49,27 @@ def display_previews(
     chosen = rgb[preview_indices(len(rgb))]
     shown = color.apply_transform(chosen, cfg, colorspace, color.default_display_view(cfg))
     return host.preview_images(shown, prefix) or []
+
+
+# Input declarations in ComfyUI's (type, options) form, each with its tooltip.
+def text_input(tooltip: str, default: str = "") -> tuple:
+    return ("STRING", {"default": default, "tooltip": tooltip})
+
+
+def choice_input(choices, tooltip: str, default: str | None = None) -> tuple:
+    choices = list(choices)
+    return (choices, {"default": default or choices[0], "tooltip": tooltip})
+
+
+def link_input(kind: str, tooltip: str) -> tuple:
+    return (kind, {"tooltip": tooltip})
+
+
+def number_input(kind: str, default, tooltip: str, **bounds) -> tuple:
+    return (kind, {"default": default, **bounds, "tooltip": tooltip})
+
+
+OCIO_CONFIG_TOOLTIP = (
+    "OCIO config: a file path or a built-in URI (ocio://studio-config-latest). "
+    "Empty: $OCIO, else OCIO's built-in studio config."
+)

@@ -20,11 +20,17 @@ from ..core.frames.sequence import (
     save_sequence,
 )
 from ..plugin.host import current_host
-from .common import CATEGORY, display_previews, frame_progress, to_numpy, to_tensor
-
-_CONFIG_TOOLTIP = (
-    "OCIO config: a file path or a built-in URI (ocio://studio-config-latest). Empty: $OCIO, "
-    "else OCIO's built-in studio config."
+from .common import (
+    CATEGORY,
+    OCIO_CONFIG_TOOLTIP,
+    choice_input,
+    display_previews,
+    frame_progress,
+    link_input,
+    number_input,
+    text_input,
+    to_numpy,
+    to_tensor,
 )
 
 
@@ -50,28 +56,36 @@ class LoadEXRSequence:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "path": ("STRING", {"default": "", "tooltip": (
+                "path": text_input(
                     "Sequence pattern: plate.####.exr, plate.%04d.exr, plate.$F4.exr (each # or @ "
                     "is one digit), or one file. Relative paths start in ComfyUI's input folder "
-                    "(headless: the current folder).")}),
-                "frames": ("STRING", {"default": "", "tooltip": (
+                    "(headless: the current folder)."
+                ),
+                "frames": text_input(
                     "Frames to read: 1001-1100, 1001-1100x2, 1001,1003,1010-1020. Empty: every "
-                    "frame from the first to the last on disk.")}),
-                "missing": (list(MISSING_POLICIES), {"default": "error", "tooltip": (
+                    "frame from the first to the last on disk."
+                ),
+                "missing": choice_input(
+                    MISSING_POLICIES,
                     "A requested frame that is not on disk: error stops; hold repeats the nearest "
-                    "earlier frame; black gives black with alpha 0.")}),
+                    "earlier frame; black gives black with alpha 0.",
+                ),
             },
             "optional": {
-                "layer": ("STRING", {"default": "", "tooltip": (
+                "layer": text_input(
                     "Empty: R,G,B(,A). A layer name (diffuse for diffuse.R ...), one channel "
-                    "(depth.Z, shown grey) or a comma list of 3 or 4 channels.")}),
-                "colorspace": ("STRING", {"default": "", "tooltip": (
+                    "(depth.Z, shown grey) or a comma list of 3 or 4 channels."
+                ),
+                "colorspace": text_input(
                     "The plate's colour space (name, alias or role). Empty: what the file "
-                    "declares, else the config's scene_linear role.")}),
-                "ocio_config": ("STRING", {"default": "", "tooltip": _CONFIG_TOOLTIP}),
-                "bad_pixels": (list(BAD_PIXEL_POLICIES), {"default": "keep", "tooltip": (
+                    "declares, else the config's scene_linear role."
+                ),
+                "ocio_config": text_input(OCIO_CONFIG_TOOLTIP),
+                "bad_pixels": choice_input(
+                    BAD_PIXEL_POLICIES,
                     "NaN/Inf pixels: keep them (with a warning naming the frame) or replace "
-                    "them with 0.")}),
+                    "them with 0.",
+                ),
             },
         }
 
@@ -89,13 +103,27 @@ class LoadEXRSequence:
             digest.update(f"{frame}:{stat.st_size}:{stat.st_mtime_ns};".encode())
         return digest.hexdigest()
 
-    def load(self, path: str, frames: str, missing: str, layer: str = "", colorspace: str = "",
-             ocio_config: str = "", bad_pixels: str = "keep"):
+    def load(
+        self,
+        path: str,
+        frames: str,
+        missing: str,
+        layer: str = "",
+        colorspace: str = "",
+        ocio_config: str = "",
+        bad_pixels: str = "keep",
+    ):
         host = current_host()
         with context(node=self.DISPLAY_NAME):
             plate = load_sequence(
-                host.input_path(path), frames, missing, layer, colorspace, ocio_config,
-                bad_pixels, on_frame=frame_progress(host, 1, "loading frames"),
+                host.input_path(path),
+                frames,
+                missing,
+                layer,
+                colorspace,
+                ocio_config,
+                bad_pixels,
+                on_frame=frame_progress(host, 1, "loading frames"),
             )
             cfg = color.resolve_config(ocio_config)
             previews = display_previews(plate.rgb, cfg, plate.info.colorspace, "lm_plate")
@@ -120,49 +148,90 @@ class SaveEXRSequence:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "images": ("IMAGE", {"tooltip": "The frames to write, in batch order."}),
-                "path": ("STRING", {"default": "output/latentmirror.####.exr", "tooltip": (
+                "images": link_input("IMAGE", "The frames to write, in batch order."),
+                "path": text_input(
                     "Output pattern (plate.####.exr, %04d, $F4). Relative paths go to ComfyUI's "
-                    "output folder (headless: the current folder).")}),
-                "pixel_type": (list(PIXEL_TYPES), {"default": "half", "tooltip": (
-                    "half (16-bit float, what plates usually are; values beyond 65504 become Inf, "
-                    "with a warning) or float (32-bit).")}),
-                "compression": (list(COMPRESSIONS), {"default": "zip", "tooltip": (
-                    "OpenEXR compression. zip, zips, piz, rle, none are lossless; pxr24 is lossless "
-                    "for half; dwaa/dwab are lossy (see dwa_level); b44/b44a are lossy for half.")}),
-                "existing": (list(EXISTING_POLICIES), {"default": "skip", "tooltip": (
+                    "output folder (headless: the current folder).",
+                    default="latentmirror/render.####.exr",
+                ),
+                "pixel_type": choice_input(
+                    PIXEL_TYPES,
+                    "half (16-bit float, what plates usually are; values beyond 65504 become "
+                    "Inf, with a warning) or float (32-bit).",
+                ),
+                "compression": choice_input(
+                    COMPRESSIONS,
+                    "OpenEXR compression. zip, zips, piz, rle, none are lossless; pxr24 is "
+                    "lossless for half; dwaa/dwab are lossy (see dwa_level); b44/b44a are lossy "
+                    "for half.",
+                ),
+                "existing": choice_input(
+                    EXISTING_POLICIES,
                     "Output frames already on disk: skip keeps complete ones (a killed render "
-                    "resumes), overwrite replaces them, error stops before writing anything.")}),
+                    "resumes), overwrite replaces them, error stops before writing anything.",
+                ),
             },
             "optional": {
-                "plate_info": ("PLATE_INFO", {"tooltip": (
-                    "From Load EXR Sequence: frame numbers, windows, header attributes and colour "
-                    "space of the plate. Without it frames count from start_frame.")}),
-                "start_frame": ("INT", {"default": 1001, "min": -(10**8), "max": 10**8,
-                                        "tooltip": "First frame number when plate_info is not "
-                                        "connected."}),
-                "mask": ("MASK", {"tooltip": "Written as the alpha channel, unchanged (1 = opaque)."}),
-                "colorspace": ("STRING", {"default": "", "tooltip": (
-                    "The colour space the images are in, recorded in the file (no conversion: use "
-                    "OCIO Transform). Empty: the plate's, else the config's scene_linear role.")}),
-                "ocio_config": ("STRING", {"default": "", "tooltip": _CONFIG_TOOLTIP}),
-                "dwa_level": ("FLOAT", {"default": 45.0, "min": 0.0, "max": 10000.0, "step": 1.0,
-                                        "tooltip": "DWAA/DWAB compression level (OpenEXR's "
-                                        "default 45; higher is smaller and lossier)."}),
+                "plate_info": link_input(
+                    "PLATE_INFO",
+                    "From Load EXR Sequence: frame numbers, windows, header attributes and "
+                    "colour space of the plate. Without it frames count from start_frame.",
+                ),
+                "start_frame": number_input(
+                    "INT",
+                    1001,
+                    "First frame number when plate_info is not connected.",
+                    min=-(10**8),
+                    max=10**8,
+                ),
+                "mask": link_input("MASK", "Written as the alpha channel, unchanged (1 = opaque)."),
+                "colorspace": text_input(
+                    "The colour space the images are in, recorded in the file (no conversion: "
+                    "use OCIO Transform). Empty: the plate's, else the config's scene_linear role."
+                ),
+                "ocio_config": text_input(OCIO_CONFIG_TOOLTIP),
+                "dwa_level": number_input(
+                    "FLOAT",
+                    45.0,
+                    "DWAA/DWAB compression level (OpenEXR's default 45; higher is smaller and "
+                    "lossier).",
+                    min=0.0,
+                    max=10000.0,
+                    step=1.0,
+                ),
             },
         }
 
-    def save(self, images: torch.Tensor, path: str, pixel_type: str, compression: str,
-             existing: str, plate_info: PlateInfo | None = None, start_frame: int = 1001,
-             mask: torch.Tensor | None = None, colorspace: str = "", ocio_config: str = "",
-             dwa_level: float = 45.0):
+    def save(
+        self,
+        images: torch.Tensor,
+        path: str,
+        pixel_type: str,
+        compression: str,
+        existing: str,
+        plate_info: PlateInfo | None = None,
+        start_frame: int = 1001,
+        mask: torch.Tensor | None = None,
+        colorspace: str = "",
+        ocio_config: str = "",
+        dwa_level: float = 45.0,
+    ):
         host = current_host()
         rgb = to_numpy(images)
         with context(node=self.DISPLAY_NAME):
             report = save_sequence(
-                host.output_path(path), rgb, None if mask is None else to_numpy(mask),
-                plate_info, start_frame, pixel_type, compression, dwa_level, existing,
-                colorspace, ocio_config, on_frame=frame_progress(host, 1, "writing frames"),
+                host.output_path(path),
+                rgb,
+                None if mask is None else to_numpy(mask),
+                plate_info,
+                start_frame,
+                pixel_type,
+                compression,
+                dwa_level,
+                existing,
+                colorspace,
+                ocio_config,
+                on_frame=frame_progress(host, 1, "writing frames"),
             )
             cfg = color.resolve_config(ocio_config)
             tag = colorspace.strip() or (plate_info.colorspace if plate_info else "scene_linear")

@@ -15,15 +15,22 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="latentmirror", description="GAN-inversion video manipulation for compositors.")
+        prog="latentmirror", description="GAN-inversion video manipulation for compositors."
+    )
     parser.add_argument("--version", action="version", version=f"latentmirror {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     render = commands.add_parser("render", help="run a graph headless (API or UI format)")
     render.add_argument("graph", help="graph JSON saved from ComfyUI (UI or API format)")
     render.add_argument("--frames", help="frame range for every Load EXR Sequence, e.g. 1001-1240")
-    render.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="NODE_ID.INPUT=VALUE", help="set a node input (repeatable)")
+    render.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="NODE_ID.INPUT=VALUE",
+        help="set a node input (repeatable)",
+    )
     render.add_argument("--models-dir", help="folder holding gan/ (default: ./models)")
     render.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1")
     render.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -35,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[latentmirror] %(levelname)s %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format="[latentmirror] %(levelname)s %(message)s", stream=sys.stderr
+    )
     try:
         if args.command == "render":
             return _render(args)
@@ -58,16 +66,22 @@ def _render(args) -> int:
     from .host import set_host
     from .runner import run_graph_file
 
-    host = HeadlessHost(device=args.device, models_dir=args.models_dir,
-                        show_progress=False if args.quiet else None)
+    host = HeadlessHost(
+        device=args.device, models_dir=args.models_dir, show_progress=False if args.quiet else None
+    )
     set_host(host)
     host.install_interrupt_handler()
     started = time.perf_counter()
     report = run_graph_file(args.graph, args.frames, args.overrides)
     seconds = time.perf_counter() - started
-    print(f"rendered {args.graph}: {len(report.executed)} nodes, {len(report.files)} files "
-          f"written, {len(report.skipped_files)} already complete, {seconds:.1f} s")
-    for path in report.files[:3] + (["..."] if len(report.files) > 4 else []) + (
-            report.files[-1:] if len(report.files) > 3 else []):
+    print(
+        f"rendered {args.graph}: {len(report.executed)} nodes, {len(report.files)} files "
+        f"written, {len(report.skipped_files)} already complete, {seconds:.1f} s"
+    )
+    for path in (
+        report.files[:3]
+        + (["..."] if len(report.files) > 4 else [])
+        + (report.files[-1:] if len(report.files) > 3 else [])
+    ):
         print(f"  {path}")
     return EXIT_OK

@@ -44,8 +44,10 @@ def _register_model_folders() -> None:
         paths, known = folder_paths.folder_names_and_paths.get(kind, ([], set()))
         if default not in paths:
             paths = [*paths, default]
-        # extra_model_paths.yaml may already have added folders under this name: keep them.
+        # extra_model_paths.yaml may already have added folders under this name (with an empty
+        # extension set, which ComfyUI reads as "any file"): keep them, add our extensions.
         folder_paths.folder_names_and_paths[kind] = (paths, set(known) | set(extensions))
+        folder_paths.filename_list_cache.pop(kind, None)  # it does not notice new extensions
         os.makedirs(default, exist_ok=True)
 
 

@@ -48,8 +48,10 @@ def from_api_format(data: dict) -> dict[str, GraphNode]:
     if not isinstance(data, dict) or not all(
         isinstance(n, dict) and "class_type" in n for n in data.values()
     ):
-        raise ValueError("expected ComfyUI API format (node id -> {class_type, inputs}) or the "
-                         "UI format (nodes, links)")
+        raise ValueError(
+            "expected ComfyUI API format (node id -> {class_type, inputs}) or the "
+            "UI format (nodes, links)"
+        )
     return {
         str(node_id): GraphNode(
             id=str(node_id),

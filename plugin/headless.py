@@ -19,8 +19,15 @@ class Interrupted(LatentmirrorError):
 
 class _BarProgress(Progress):
     def __init__(self, total: int, description: str, enabled: bool):
-        self._bar = tqdm(total=total, desc=description, file=sys.stderr, disable=not enabled,
-                         unit="step", dynamic_ncols=True, leave=False)
+        self._bar = tqdm(
+            total=total,
+            desc=description,
+            file=sys.stderr,
+            disable=not enabled,
+            unit="step",
+            dynamic_ncols=True,
+            leave=False,
+        )
 
     def update(self, done: int, total: int) -> None:
         if self._bar.total != total:
@@ -35,8 +42,9 @@ class _BarProgress(Progress):
 class HeadlessHost(Host):
     name = "headless"
 
-    def __init__(self, device: str = "auto", models_dir: str | None = None,
-                 show_progress: bool | None = None):
+    def __init__(
+        self, device: str = "auto", models_dir: str | None = None, show_progress: bool | None = None
+    ):
         self._device_name = device
         self._models_dir = models_dir
         self._show_progress = sys.stderr.isatty() if show_progress is None else show_progress
@@ -55,8 +63,10 @@ class HeadlessHost(Host):
         def handle(signum, frame):
             if self.interrupt_requested.is_set():
                 raise KeyboardInterrupt
-            print("\n[latentmirror] stopping after the current step (Ctrl-C again to abort)",
-                  file=sys.stderr)
+            print(
+                "\n[latentmirror] stopping after the current step (Ctrl-C again to abort)",
+                file=sys.stderr,
+            )
             self.interrupt_requested.set()
 
         signal.signal(signal.SIGINT, handle)

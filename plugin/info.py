@@ -32,7 +32,9 @@ def describe_file(path: str) -> str:
 
 def _header_lines(header: ExrHeader) -> list[str]:
     d, w = header.display_window, header.data_window
-    channels = ", ".join(f"{n} ({t})" for n, t in zip(header.channels, header.channel_types))
+    channels = ", ".join(
+        f"{n} ({t})" for n, t in zip(header.channels, header.channel_types, strict=True)
+    )
     return [
         f"size: {d.width}x{d.height}",
         f"display window: {d}",
@@ -67,11 +69,19 @@ def describe_sequence(text: str) -> str:
         f"last {frames[-1]})",
         f"gaps: {format_frame_ranges(gaps) if gaps else 'none'}",
     ]
-    for label, values in (("size", sizes), ("channels", channels), ("pixel type", types),
-                          ("compression", compressions)):
-        lines.append(f"{label}: " + "; ".join(
-            v if len(values) == 1 else f"{v} (frames {format_frame_ranges(f)})"
-            for v, f in values.items()))
+    for label, values in (
+        ("size", sizes),
+        ("channels", channels),
+        ("pixel type", types),
+        ("compression", compressions),
+    ):
+        lines.append(
+            f"{label}: "
+            + "; ".join(
+                v if len(values) == 1 else f"{v} (frames {format_frame_ranges(f)})"
+                for v, f in values.items()
+            )
+        )
     if unreadable:
         lines.append("unreadable: " + "; ".join(unreadable))
     return "\n".join(lines)

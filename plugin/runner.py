@@ -68,22 +68,30 @@ def apply_overrides(graph: dict[str, GraphNode], overrides, classes: dict) -> No
         if not equals or not dot:
             raise error(f"--set '{override}' is not NODE_ID.INPUT=VALUE")
         if node_id not in graph:
-            raise error(f"--set '{override}': no node {node_id}; the graph's nodes: "
-                        + ", ".join(f"{n.id} ({n.class_type})" for n in graph.values()))
+            raise error(
+                f"--set '{override}': no node {node_id}; the graph's nodes: "
+                + ", ".join(f"{n.id} ({n.class_type})" for n in graph.values())
+            )
         node = graph[node_id]
-        known = [n for n, _ in iter_input_specs(classes[node.class_type])] if (
-            node.class_type in classes) else [name]
+        known = (
+            [n for n, _ in iter_input_specs(classes[node.class_type])]
+            if (node.class_type in classes)
+            else [name]
+        )
         if name not in known:
-            raise error(f"--set '{override}': node {node_id} ({node.class_type}) has no input "
-                        f"'{name}'; its inputs: {', '.join(known)}")
+            raise error(
+                f"--set '{override}': node {node_id} ({node.class_type}) has no input "
+                f"'{name}'; its inputs: {', '.join(known)}"
+            )
         node.inputs[name] = value
 
 
 def run_graph(graph: dict[str, GraphNode], classes: dict) -> RunReport:
     _refuse_unknown_nodes(graph, classes)
     runnable = {k: n for k, n in graph.items() if n.class_type in classes}
-    outputs = [k for k, n in runnable.items() if getattr(classes[n.class_type], "OUTPUT_NODE",
-                                                         False)]
+    outputs = [
+        k for k, n in runnable.items() if getattr(classes[n.class_type], "OUTPUT_NODE", False)
+    ]
     if not outputs:
         raise error("the graph has no output node (such as Save EXR Sequence): nothing to render")
     report = RunReport()
@@ -102,13 +110,18 @@ def run_graph(graph: dict[str, GraphNode], classes: dict) -> RunReport:
 
 
 def _refuse_unknown_nodes(graph: dict[str, GraphNode], classes: dict) -> None:
-    unknown = [n for n in graph.values() if n.class_type not in classes
-               and n.class_type not in UI_ONLY_TYPES | DISPLAY_ONLY_TYPES]
+    unknown = [
+        n
+        for n in graph.values()
+        if n.class_type not in classes and n.class_type not in UI_ONLY_TYPES | DISPLAY_ONLY_TYPES
+    ]
     if unknown:
         listed = ", ".join(f"{n.id} ({n.class_type})" for n in unknown)
-        raise error(f"the graph uses nodes latentmirror does not provide: {listed}. The headless "
-                    "runner runs only latentmirror's nodes; run this graph in ComfyUI (or send it "
-                    "to one with --server)")
+        raise error(
+            f"the graph uses nodes latentmirror does not provide: {listed}. The headless "
+            "runner runs only latentmirror's nodes; run this graph in ComfyUI (or send it "
+            "to one with --server)"
+        )
     for node in graph.values():
         if node.class_type in DISPLAY_ONLY_TYPES:
             log.info("node %s (%s) only displays in ComfyUI; skipped", node.id, node.class_type)
@@ -125,8 +138,10 @@ def execution_order(graph: dict[str, GraphNode], outputs: list[str]) -> list[str
         if state.get(node_id) == "visiting":
             raise error("the graph has a cycle: " + " -> ".join([*path, node_id]))
         if node_id not in graph:
-            raise error(f"node {path[-1]} takes an input from node {node_id}, which the graph "
-                        "does not run (missing, muted, or not a latentmirror node)")
+            raise error(
+                f"node {path[-1]} takes an input from node {node_id}, which the graph "
+                "does not run (missing, muted, or not a latentmirror node)"
+            )
         state[node_id] = "visiting"
         for value in graph[node_id].inputs.values():
             if is_link(value):
@@ -182,8 +197,9 @@ def coerce_input(name: str, value, spec):
         elif kind == "STRING":
             return str(value)
         else:
-            raise error(f"a {kind} input must be connected to a node, not given a value",
-                        input=name)
+            raise error(
+                f"a {kind} input must be connected to a node, not given a value", input=name
+            )
     except (TypeError, ValueError):
         raise error(f"'{value}' is not a valid {kind}", input=name) from None
     if "min" in options and value < options["min"]:

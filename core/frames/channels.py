@@ -19,7 +19,8 @@ def select_channels(headers: list[ExrHeader], layer: str) -> ChannelSelection:
     """Find the channels that ``layer`` names in any part of the file.
 
     ``layer`` is empty (``R,G,B[,A]``, else luminance ``Y``), a layer name (``diffuse`` for
-    ``diffuse.R`` ...), one channel (``depth.Z``, shown as grey), or a comma list of 3 or 4 channels.
+    ``diffuse.R`` ...), one channel (``depth.Z``, shown as grey), or a comma list of 3 or 4
+    channels.
     """
     layer = layer.strip()
     for header in headers:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..errors import error
 
@@ -114,9 +113,7 @@ def _padding_of(match: re.Match) -> int:
         return len(match.group("hashes"))
     if match.group("ats"):
         return len(match.group("ats"))
-    written = match.group("printf") if match.group("printf") is not None else match.group(
-        "houdini"
-    )
+    written = match.group("printf") if match.group("printf") is not None else match.group("houdini")
     return int(written) if written else 0
 
 

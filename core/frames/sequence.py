@@ -14,7 +14,17 @@ from ... import __version__
 from .. import color
 from ..errors import LatentmirrorError, context, error
 from .channels import select_channels
-from .exr import COMPRESSIONS, HALF_MAX, PIXEL_TYPES, Attribute, Box, ExrHeader, read_channels, read_headers, write_exr
+from .exr import (
+    COMPRESSIONS,
+    HALF_MAX,
+    PIXEL_TYPES,
+    Attribute,
+    Box,
+    ExrHeader,
+    read_channels,
+    read_headers,
+    write_exr,
+)
 from .patterns import SequencePattern, parse_pattern
 from .plate import PlateInfo
 from .ranges import format_frame_ranges, parse_frame_range
@@ -47,12 +57,14 @@ class PlannedFrame:
 def plan_frames(pattern: SequencePattern, frames_text: str, missing: str) -> list[PlannedFrame]:
     """Which file gives each requested frame, after the missing-frame policy."""
     if missing not in MISSING_POLICIES:
-        raise error(f"missing-frame policy '{missing}' is not one of {MISSING_POLICIES}",
-                    input="missing")
+        raise error(
+            f"missing-frame policy '{missing}' is not one of {MISSING_POLICIES}", input="missing"
+        )
     on_disk = pattern.frames_on_disk()
     if not on_disk:
-        raise error(f"no frames on disk match '{pattern.display()}'{_near_misses(pattern)}",
-                    input="path")
+        raise error(
+            f"no frames on disk match '{pattern.display()}'{_near_misses(pattern)}", input="path"
+        )
     if frames_text.strip():
         with context(input="frames"):
             wanted = parse_frame_range(frames_text)
@@ -91,8 +103,10 @@ def load_sequence(
 ) -> LoadedPlate:
     """Read the frames of a sequence into one batch, by their real frame numbers."""
     if bad_pixels not in BAD_PIXEL_POLICIES:
-        raise error(f"bad-pixel policy '{bad_pixels}' is not one of {BAD_PIXEL_POLICIES}",
-                    input="bad_pixels")
+        raise error(
+            f"bad-pixel policy '{bad_pixels}' is not one of {BAD_PIXEL_POLICIES}",
+            input="bad_pixels",
+        )
     with context(input="ocio_config"):
         cfg = color.resolve_config(ocio_config)
     with context(input="path"):
@@ -156,10 +170,8 @@ def _read_all_headers(plan: list[PlannedFrame]) -> dict[str, list[ExrHeader]]:
     headers: dict[str, list[ExrHeader]] = {}
     for planned in plan:
         if planned.path is not None and planned.path not in headers:
-            try:
+            with context(frame=planned.frame):
                 headers[planned.path] = read_headers(planned.path)
-            except LatentmirrorError as exc:
-                raise exc.at(frame=planned.frame)
     return headers
 
 
@@ -186,19 +198,22 @@ def _data_window(planned: PlannedFrame, headers: dict, subimage: int, display: B
 
 
 def _attributes_of(planned: PlannedFrame, headers: dict, subimage: int) -> list[Attribute]:
-    return [] if planned.path is None else list(headers[planned.path][subimage].attributes)
+    if planned.path is None:
+        return []
+    attributes = list(headers[planned.path][subimage].attributes)
+    if planned.status != "read":  # a held frame must not claim the held frame's timecode
+        attributes = [a for a in attributes if a.name != "smpte:TimeCode"]
+    return attributes
 
 
 def _read_frame(planned: PlannedFrame, headers: list[ExrHeader], selection, layer: str):
-    try:
+    with context(file=planned.path, frame=planned.frame):
         found = select_channels(headers, layer)  # each file may order its parts differently
         header = headers[found.subimage]
         names = [*found.rgb, *([found.alpha] if selection.alpha else [])]
         if selection.alpha and not found.alpha:
             raise error("has no alpha channel, but the first frame has one")
         return read_channels(planned.path, header, names)
-    except LatentmirrorError as exc:
-        raise exc.at(file=planned.path, frame=planned.frame)
 
 
 def _check_bad_pixels(pixels: np.ndarray, planned: PlannedFrame, policy: str) -> np.ndarray:
@@ -207,11 +222,16 @@ def _check_bad_pixels(pixels: np.ndarray, planned: PlannedFrame, policy: str) ->
     if not count:
         return pixels
     if policy == "replace":
-        log.warning("frame %s (%s): replaced %d NaN/Inf pixels with 0", planned.frame,
-                    planned.path, count)
+        log.warning(
+            "frame %s (%s): replaced %d NaN/Inf pixels with 0", planned.frame, planned.path, count
+        )
         return np.where(bad, np.float32(0), pixels)
-    log.warning("frame %s (%s): %d pixels are NaN or Inf; kept (set bad_pixels to replace to "
-                "zero them)", planned.frame, planned.path, count)
+    log.warning(
+        "frame %s (%s): %d pixels are NaN or Inf; kept (set bad_pixels to replace to zero them)",
+        planned.frame,
+        planned.path,
+        count,
+    )
     return pixels
 
 
@@ -280,17 +300,22 @@ def save_sequence(
     count from ``start_frame``. Nothing is written when a check fails.
     """
     if existing not in EXISTING_POLICIES:
-        raise error(f"existing-file policy '{existing}' is not one of {EXISTING_POLICIES}",
-                    input="existing")
+        raise error(
+            f"existing-file policy '{existing}' is not one of {EXISTING_POLICIES}", input="existing"
+        )
     if pixel_type not in PIXEL_TYPES:
         raise error(f"pixel type '{pixel_type}' is not one of {PIXEL_TYPES}", input="pixel_type")
     if compression not in COMPRESSIONS:
-        raise error(f"compression '{compression}' is not one of {COMPRESSIONS}",
-                    input="compression")
+        raise error(
+            f"compression '{compression}' is not one of {COMPRESSIONS}", input="compression"
+        )
     count = rgb.shape[0]
     if alpha is not None and alpha.shape != rgb.shape[:3]:
-        raise error(f"mask is {list(alpha.shape)} but images are {list(rgb.shape[:3])} "
-                    "(frames, height, width)", input="mask")
+        raise error(
+            f"mask is {list(alpha.shape)} but images are {list(rgb.shape[:3])} "
+            "(frames, height, width)",
+            input="mask",
+        )
     with context(input="plate_info"):
         frames = _output_frames(count, plate, start_frame)
     with context(input="path"):
@@ -304,8 +329,11 @@ def save_sequence(
     with context(input="ocio_config"):
         cfg = color.resolve_config(ocio_config)
     with context(input="colorspace"):
-        tag = color.find_colorspace(cfg, colorspace) if colorspace.strip() else (
-            plate.colorspace if plate and plate.colorspace else color.scene_linear(cfg))
+        tag = (
+            color.find_colorspace(cfg, colorspace)
+            if colorspace.strip()
+            else (plate.colorspace if plate and plate.colorspace else color.scene_linear(cfg))
+        )
     _warn_unwritable_values(rgb, alpha, frames, pixel_type)
 
     report = SaveReport(frames=frames, skipped=[t for i, t in enumerate(targets) if i not in todo])
@@ -313,7 +341,14 @@ def save_sequence(
         pixels, channels = _frame_pixels(rgb[index], None if alpha is None else alpha[index])
         data, display, pixels = _windows_for(pixels, index, plate)
         write_exr(
-            targets[index], pixels, channels, data, display, pixel_type, compression, dwa_level,
+            targets[index],
+            pixels,
+            channels,
+            data,
+            display,
+            pixel_type,
+            compression,
+            dwa_level,
             _output_attributes(plate, index, tag, cfg),
         )
         report.written.append(targets[index])
@@ -335,7 +370,7 @@ def _output_frames(count: int, plate: PlateInfo | None, start_frame: int) -> lis
 
 def _refuse_plate_overwrite(targets: list[str], frames: list[int], plate) -> None:
     protected = protected_paths(plate)
-    for target, frame in zip(targets, frames):
+    for target, frame in zip(targets, frames, strict=True):
         if os.path.realpath(target) in protected:
             raise error(
                 "this is a frame of an input plate; latentmirror never writes over a plate. "
@@ -371,17 +406,26 @@ def _is_complete_exr(path: str, frame: int) -> bool:
 
 def _warn_unwritable_values(rgb, alpha, frames: list[int], pixel_type: str) -> None:
     for index, frame in enumerate(frames):
-        values = rgb[index] if alpha is None else np.concatenate(
-            [rgb[index].reshape(-1), alpha[index].reshape(-1)])
+        values = (
+            rgb[index]
+            if alpha is None
+            else np.concatenate([rgb[index].reshape(-1), alpha[index].reshape(-1)])
+        )
         nonfinite = int((~np.isfinite(values)).sum())
         if nonfinite:
-            log.warning("frame %s: %d values are NaN or Inf and are written as such", frame,
-                        nonfinite)
+            log.warning(
+                "frame %s: %d values are NaN or Inf and are written as such", frame, nonfinite
+            )
         if pixel_type == "half":
             overflow = int((np.abs(values[np.isfinite(values)]) > HALF_MAX).sum())
             if overflow:
-                log.warning("frame %s: %d values exceed half float's range (%g) and become Inf;"
-                            " choose pixel_type float to keep them", frame, overflow, HALF_MAX)
+                log.warning(
+                    "frame %s: %d values exceed half float's range (%g) and become Inf;"
+                    " choose pixel_type float to keep them",
+                    frame,
+                    overflow,
+                    HALF_MAX,
+                )
 
 
 def _frame_pixels(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, list[str]]:
@@ -408,8 +452,13 @@ def _windows_for(pixels: np.ndarray, index: int, plate: PlateInfo | None):
     if (width, height) == (display.width, display.height) and canvas != display:
         return display, display, pixels  # resized to the format: overscan is gone
     if (width, height) != (canvas.width, canvas.height):
-        log.warning("images are %dx%d, the plate is %dx%d: writing without the plate's windows",
-                    width, height, canvas.width, canvas.height)
+        log.warning(
+            "images are %dx%d, the plate is %dx%d: writing without the plate's windows",
+            width,
+            height,
+            canvas.width,
+            canvas.height,
+        )
         return full, full, pixels
     window = _grow_to_content(plate.data_windows[index], pixels, canvas)
     rows = slice(window.y - canvas.y, window.y_end - canvas.y)
@@ -419,14 +468,19 @@ def _windows_for(pixels: np.ndarray, index: int, plate: PlateInfo | None):
 
 def _grow_to_content(window: Box, pixels: np.ndarray, canvas: Box) -> Box:
     outside = np.ones(pixels.shape[:2], bool)
-    outside[window.y - canvas.y : window.y_end - canvas.y,
-            window.x - canvas.x : window.x_end - canvas.x] = False
+    outside[
+        window.y - canvas.y : window.y_end - canvas.y, window.x - canvas.x : window.x_end - canvas.x
+    ] = False
     content = outside & (pixels != 0).any(axis=-1)
     if not content.any():
         return window
     rows, cols = np.nonzero(content)
-    found = Box(int(cols.min()) + canvas.x, int(rows.min()) + canvas.y,
-                int(cols.max() - cols.min()) + 1, int(rows.max() - rows.min()) + 1)
+    found = Box(
+        int(cols.min()) + canvas.x,
+        int(rows.min()) + canvas.y,
+        int(cols.max() - cols.min()) + 1,
+        int(rows.max() - rows.min()) + 1,
+    )
     return window.union(found)
 
 
@@ -442,6 +496,7 @@ def _output_attributes(plate, index: int, colorspace: str, cfg: color.ColorConfi
     if interop := color.interop_id(cfg, colorspace):
         ours.append(Attribute("colorInteropID", "string", interop))
     if plate and plate.source_paths[index]:
-        ours.append(Attribute("latentmirror:source", "string", plate.source_paths[index]))
+        source_path = os.path.abspath(plate.source_paths[index])
+        ours.append(Attribute("latentmirror:source", "string", source_path))
     names = {a.name for a in ours}
     return [a for a in source if a.name not in names] + ours

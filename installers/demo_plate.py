@@ -1,0 +1,64 @@
+"""Make the demo plate: a scene-linear (ACEScg) EXR sequence with a camera move.
+
+Procedural for now (sky, a sun far above 1.0, hills, a lake), so it needs nothing downloaded;
+run: ``python installers/demo_plate.py OUT_FOLDER [--frames 24] [--size 256x144]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from latentmirror.core.frames.exr import Attribute, Box, write_exr  # noqa: E402
+
+FIRST_FRAME = 1001
+
+
+def landscape(width: int, height: int, pan: float) -> np.ndarray:
+    """One frame, scene-linear RGB; ``pan`` moves the camera to the right (in image widths)."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    u, v = x / width + pan, y / height
+    sky = np.stack([0.25 + 0.3 * v, 0.45 + 0.3 * v, 1.1 - 0.2 * v], -1) * 0.8
+    sun = 40.0 * np.exp(-(((u - 0.9) ** 2) + (v - 0.25) ** 2) / 0.002)[..., None]
+    ridge = 0.55 + 0.08 * np.sin(u * 9.0) + 0.05 * np.sin(u * 23.0 + 1.0)
+    hills = (v > ridge)[..., None] * np.stack(
+        [0.05 + 0.04 * np.sin(u * 40), 0.12 + 0.03 * np.sin(v * 30), 0.03 + 0 * u], -1)
+    lake = (v > 0.8)[..., None] * np.stack([0.02 + 0 * u, 0.05 + 0 * u, 0.09 + 0.02 * v], -1)
+    image = np.where(hills.any(-1, keepdims=True), hills, sky + sun)
+    image = np.where(lake.any(-1, keepdims=True), lake + 0.3 * sun[::-1], image)
+    return image.astype(np.float32)
+
+
+def write_plate(folder: str, frames: int = 24, width: int = 256, height: int = 144) -> str:
+    pattern = os.path.join(folder, "plate.####.exr")
+    window = Box(0, 0, width, height)
+    for index in range(frames):
+        frame = FIRST_FRAME + index
+        rgb = landscape(width, height, pan=0.01 * index)
+        rgba = np.concatenate([rgb, np.ones_like(rgb[..., :1])], -1)
+        write_exr(pattern.replace("####", f"{frame:04d}"), rgba, ["R", "G", "B", "A"], window,
+                  window, "half", "zip", attributes=[
+                      Attribute("latentmirror:colorspace", "string", "ACEScg"),
+                      Attribute("smpte:TimeCode", "timecode", (0x01000000 + index, 0)),
+                      Attribute("framesPerSecond", "rational", (24, 1)),
+                  ])
+    return pattern
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder")
+    parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--size", default="256x144")
+    args = parser.parse_args()
+    width, height = (int(n) for n in args.size.lower().split("x"))
+    print(write_plate(args.folder, args.frames, width, height))
+
+
+if __name__ == "__main__":
+    main()

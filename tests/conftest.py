@@ -1,0 +1,79 @@
+"""Shared test helpers: EXR files written with OpenImageIO directly (not through our writer)."""
+
+from __future__ import annotations
+
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+
+
+def write_raw_exr(
+    path,
+    pixels,
+    channels,
+    pixel_type="half",
+    data_origin=(0, 0),
+    display=None,
+    compression="zip",
+    attributes=(),
+):
+    """Write an EXR with OIIO alone, so reader tests do not depend on our writer."""
+    height, width, count = pixels.shape
+    spec = oiio.ImageSpec(width, height, count, pixel_type)
+    spec.x, spec.y = data_origin
+    if display is not None:
+        spec.full_x, spec.full_y, spec.full_width, spec.full_height = display
+    spec.channelnames = tuple(channels)
+    spec.attribute("compression", compression)
+    for name, type_name, value in attributes:
+        spec.attribute(name, oiio.TypeDesc(type_name), value)
+    out = oiio.ImageOutput.create(str(path))
+    assert out.open(str(path), spec), out.geterror()
+    assert out.write_image(np.ascontiguousarray(pixels, np.float32)), out.geterror()
+    out.close()
+    return str(path)
+
+
+def read_raw_exr(path):
+    """(pixels float32 [h, w, c], spec) read with OIIO alone."""
+    inp = oiio.ImageInput.open(str(path))
+    assert inp is not None, oiio.geterror()
+    spec = inp.spec()
+    pixels = inp.read_image(0, 0, 0, spec.nchannels, "float")
+    inp.close()
+    return np.asarray(pixels), spec
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def plate_factory(tmp_path, rng):
+    """Write a small RGBA half sequence; returns the #### pattern."""
+
+    def make(
+        frames=(1001, 1002, 1003),
+        name="plate.####.exr",
+        size=(24, 16),
+        padding=4,
+        folder=None,
+        scale=4.0,
+    ):
+        folder = folder or tmp_path / "plate"
+        folder.mkdir(parents=True, exist_ok=True)
+        width, height = size
+        for frame in frames:
+            pixels = (rng.random((height, width, 4)) * scale).astype(np.float32)
+            pixels[..., 3] = rng.random((height, width))
+            file = name.replace("#" * 4, f"{frame:0{padding}d}")
+            write_raw_exr(
+                folder / file,
+                pixels,
+                ["R", "G", "B", "A"],
+                attributes=[("smpte:TimeCode", "timecode", (0x01000000 + frame % 24, 0))],
+            )
+        return str(folder / name.replace("####", "#" * padding))
+
+    return make

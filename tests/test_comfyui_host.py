@@ -1,0 +1,102 @@
+"""The ComfyUI host against stand-ins for the few ComfyUI modules it uses.
+
+CI cannot install ComfyUI (it is not on PyPI), so these stand-ins copy the shape of ComfyUI's
+folder_paths / comfy.utils / comfy.model_management (see the README for the check in a real
+ComfyUI). Everything else here (OCIO, OIIO, PNG writing) is real.
+"""
+
+import sys
+import types
+
+import cv2
+import numpy as np
+import pytest
+from latentmirror.nodes.exr_nodes import LoadEXRSequence
+from latentmirror.plugin import comfyui, host
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.fixture
+def comfy_modules(tmp_path, monkeypatch):
+    base = tmp_path / "ComfyUI"
+    for name in ("models", "input", "output", "temp"):
+        (base / name).mkdir(parents=True)
+    folder_paths = types.ModuleType("folder_paths")
+    folder_paths.models_dir = str(base / "models")
+    # as extra_model_paths.yaml leaves it: another folder, no extensions (= any file)
+    folder_paths.folder_names_and_paths = {"gan": ([str(tmp_path / "shared_gans")], set())}
+    folder_paths.filename_list_cache = {"gan": "stale"}
+    folder_paths.get_input_directory = lambda: str(base / "input")
+    folder_paths.get_output_directory = lambda: str(base / "output")
+    folder_paths.get_temp_directory = lambda: str(base / "temp")
+    folder_paths.get_folder_paths = lambda kind: folder_paths.folder_names_and_paths[kind][0]
+
+    progress_log = []
+    utils = types.ModuleType("comfy.utils")
+
+    class ProgressBar:
+        def __init__(self, total):
+            self.total = total
+
+        def update_absolute(self, value, total=None, preview=None):
+            progress_log.append((value, total))
+
+    utils.ProgressBar = ProgressBar
+    management = types.ModuleType("comfy.model_management")
+    management.interrupted = False
+
+    def throw_if_interrupted():
+        if management.interrupted:
+            raise Interrupted()
+
+    management.throw_exception_if_processing_interrupted = throw_if_interrupted
+    comfy = types.ModuleType("comfy")
+    comfy.utils, comfy.model_management = utils, management
+    for name, module in {
+        "folder_paths": folder_paths,
+        "comfy": comfy,
+        "comfy.utils": utils,
+        "comfy.model_management": management,
+    }.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    comfyui.register.cache_clear()
+    yield types.SimpleNamespace(
+        base=base, folder_paths=folder_paths, management=management, progress=progress_log
+    )
+    comfyui.register.cache_clear()
+    host.set_host(None)
+
+
+def test_register_adds_gan_folder_and_host(comfy_modules):
+    mappings = comfyui.register()
+    assert "LM_LoadEXRSequence" in mappings["NODE_CLASS_MAPPINGS"]
+    paths, extensions = comfy_modules.folder_paths.folder_names_and_paths["gan"]
+    assert paths[0].endswith("shared_gans") and paths[1].endswith("models/gan")
+    assert {".pkl", ".pt", ".safetensors"} <= extensions
+    assert "gan" not in comfy_modules.folder_paths.filename_list_cache
+    assert isinstance(host.current_host(), comfyui.ComfyUIHost)
+
+
+def test_loader_previews_through_the_display_view(comfy_modules, plate_factory):
+    comfyui.register()
+    pattern = plate_factory(frames=(1001, 1002))
+    relative = "plate/" + pattern.rsplit("/", 1)[1]
+    (comfy_modules.base / "input" / "plate").symlink_to(pattern.rsplit("/", 1)[0])
+    returned = LoadEXRSequence().load(relative, "", "error")  # relative: ComfyUI's input folder
+    previews = returned["ui"]["images"]
+    assert len(previews) == 2 and previews[0]["type"] == "temp"
+    png = cv2.imread(str(comfy_modules.base / "temp" / previews[0]["filename"]))
+    assert png.shape == (16, 24, 3) and png.dtype == np.uint8
+    assert returned["result"][0].shape == (2, 16, 24, 3)
+    assert comfy_modules.progress[-1] == (2, 2)
+
+
+def test_interrupt_stops_between_frames(comfy_modules, plate_factory):
+    comfyui.register()
+    comfy_modules.management.interrupted = True
+    with pytest.raises(Interrupted):
+        LoadEXRSequence().load(plate_factory(frames=(1001, 1002, 1003)), "", "error")
+    assert comfy_modules.progress == [(1, 3)]
