@@ -109,6 +109,29 @@ def default_display_view(cfg: ColorConfig) -> DisplayView:
     return DisplayView(display, cfg.config.getDefaultView(display))
 
 
+def to_display(pixels: np.ndarray, cfg: ColorConfig, colorspace: str) -> np.ndarray:
+    """Pixels as the config's default display shows them, for previews (clipped to 0..1).
+
+    Scene-referred images go through the default view; images that are display-referred
+    already (the output of a display/view transform) are only converted to the display's
+    colour space, so they are not tone-mapped twice. Data (Raw) is shown as it is.
+    """
+    target = default_display_view(cfg)
+    space = cfg.config.getColorSpace(colorspace)
+    if space is not None and space.isData():
+        shown = pixels
+    elif space is not None and space.getReferenceSpaceType() == ocio.REFERENCE_SPACE_DISPLAY:
+        shown = apply_transform(pixels, cfg, colorspace, _display_colorspace(cfg, target))
+    else:
+        shown = apply_transform(pixels, cfg, colorspace, target)
+    return np.clip(shown, 0.0, 1.0)
+
+
+def _display_colorspace(cfg: ColorConfig, target: DisplayView) -> str:
+    name = cfg.config.getDisplayViewColorSpaceName(target.display, target.view)
+    return target.display if name == "<USE_DISPLAY_NAME>" else name  # OCIO 2.3+ shorthand
+
+
 def scene_linear(cfg: ColorConfig) -> str:
     """The config's scene_linear role (ACEScg in the ACES configs)."""
     return find_colorspace(cfg, ocio.ROLE_SCENE_LINEAR)

@@ -47,8 +47,7 @@ def display_previews(
     if not host.wants_previews or len(rgb) == 0:
         return []
     chosen = rgb[preview_indices(len(rgb))]
-    shown = color.apply_transform(chosen, cfg, colorspace, color.default_display_view(cfg))
-    return host.preview_images(shown, prefix) or []
+    return host.preview_images(color.to_display(chosen, cfg, colorspace), prefix) or []
 
 
 # Input declarations in ComfyUI's (type, options) form, each with its tooltip.

@@ -123,7 +123,10 @@ def test_display_view_given_as_string_and_as_displayview_agree(cfg):
     pixels = _random_rgb(seed=11, low=0.0, high=2.0, count=64)
     by_text = color.apply_transform(pixels, cfg, "ACEScg", SDR_DISPLAY_VIEW)
     by_object = color.apply_transform(
-        pixels, cfg, "ACEScg", color.DisplayView("sRGB - Display", "ACES 2.0 - SDR 100 nits (Rec.709)")
+        pixels,
+        cfg,
+        "ACEScg",
+        color.DisplayView("sRGB - Display", "ACES 2.0 - SDR 100 nits (Rec.709)"),
     )
     np.testing.assert_array_equal(by_text, by_object)
 
@@ -132,7 +135,9 @@ def test_display_view_given_as_string_and_as_displayview_agree(cfg):
 
 
 def test_values_above_one_and_below_zero_are_not_clamped(cfg):
-    out = color.apply_transform(_rgb([4.0, -0.1, 2.0], [4.0, -1.0, 2.0]), cfg, "ACEScg", "ACES2065-1")
+    out = color.apply_transform(
+        _rgb([4.0, -0.1, 2.0], [4.0, -1.0, 2.0]), cfg, "ACEScg", "ACES2065-1"
+    )
     assert out[0, 0] > 1.0 and out[0, 2] > 1.0  # (3.095, 0.284, 1.980)
     assert out[1, 0] > 1.0 and out[1, 1] < 0.0  # (2.969, -0.489, 1.977)
     # a matrix transform is linear: unclamped output is the same combination of the columns
