@@ -27,7 +27,8 @@ def landscape(width: int, height: int, pan: float) -> np.ndarray:
     sun = 40.0 * np.exp(-(((u - 0.9) ** 2) + (v - 0.25) ** 2) / 0.002)[..., None]
     ridge = 0.55 + 0.08 * np.sin(u * 9.0) + 0.05 * np.sin(u * 23.0 + 1.0)
     hills = (v > ridge)[..., None] * np.stack(
-        [0.05 + 0.04 * np.sin(u * 40), 0.12 + 0.03 * np.sin(v * 30), 0.03 + 0 * u], -1)
+        [0.05 + 0.04 * np.sin(u * 40), 0.12 + 0.03 * np.sin(v * 30), 0.03 + 0 * u], -1
+    )
     lake = (v > 0.8)[..., None] * np.stack([0.02 + 0 * u, 0.05 + 0 * u, 0.09 + 0.02 * v], -1)
     image = np.where(hills.any(-1, keepdims=True), hills, sky + sun)
     image = np.where(lake.any(-1, keepdims=True), lake + 0.3 * sun[::-1], image)
@@ -41,12 +42,20 @@ def write_plate(folder: str, frames: int = 24, width: int = 256, height: int = 1
         frame = FIRST_FRAME + index
         rgb = landscape(width, height, pan=0.01 * index)
         rgba = np.concatenate([rgb, np.ones_like(rgb[..., :1])], -1)
-        write_exr(pattern.replace("####", f"{frame:04d}"), rgba, ["R", "G", "B", "A"], window,
-                  window, "half", "zip", attributes=[
-                      Attribute("latentmirror:colorspace", "string", "ACEScg"),
-                      Attribute("smpte:TimeCode", "timecode", (0x01000000 + index, 0)),
-                      Attribute("framesPerSecond", "rational", (24, 1)),
-                  ])
+        write_exr(
+            pattern.replace("####", f"{frame:04d}"),
+            rgba,
+            ["R", "G", "B", "A"],
+            window,
+            window,
+            "half",
+            "zip",
+            attributes=[
+                Attribute("latentmirror:colorspace", "string", "ACEScg"),
+                Attribute("smpte:TimeCode", "timecode", (0x01000000 + index, 0)),
+                Attribute("framesPerSecond", "rational", (24, 1)),
+            ],
+        )
     return pattern
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,8 +21,12 @@ from pathlib import Path
 PACK_ROOT = Path(__file__).resolve().parent.parent
 PACK_NAME = "latentmirror"
 TORCH_PACKAGES = ("torch", "torchvision", "torchaudio")
-OPENCV_WHEELS = ("opencv-python", "opencv-contrib-python", "opencv-contrib-python-headless",
-                 "opencv-python-headless")
+OPENCV_WHEELS = (
+    "opencv-python",
+    "opencv-contrib-python",
+    "opencv-contrib-python-headless",
+    "opencv-python-headless",
+)
 _LIST_DISTRIBUTIONS = (
     "import json, importlib.metadata as m; "
     "print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()}))"
@@ -34,8 +37,13 @@ def find_python(comfyui: Path, given: str | None) -> Path:
     """The Python that runs this ComfyUI: --python, else its venv or portable build."""
     if given:
         return Path(given)
-    candidates = [".venv/bin/python", "venv/bin/python", "../python_embeded/python.exe",
-                  ".venv/Scripts/python.exe", "venv/Scripts/python.exe"]
+    candidates = [
+        ".venv/bin/python",
+        "venv/bin/python",
+        "../python_embeded/python.exe",
+        ".venv/Scripts/python.exe",
+        "venv/Scripts/python.exe",
+    ]
     for candidate in candidates:
         if (comfyui / candidate).exists():
             return comfyui / candidate  # not resolved: a venv python is a symlink
@@ -46,8 +54,9 @@ def find_python(comfyui: Path, given: str | None) -> Path:
 
 
 def installed_distributions(python: Path) -> dict[str, str]:
-    out = subprocess.run([str(python), "-c", _LIST_DISTRIBUTIONS], check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [str(python), "-c", _LIST_DISTRIBUTIONS], check=True, capture_output=True, text=True
+    )
     return json.loads(out.stdout)
 
 
@@ -64,8 +73,10 @@ def requirements_for(installed: dict[str, str]) -> tuple[list[str], list[str]]:
             continue
         others = [w for w in OPENCV_WHEELS if w in installed and w != name]
         if name == "opencv-python-headless" and others:
-            notes.append(f"left out {line}: this ComfyUI already has {', '.join(others)}, "
-                         "which provides cv2 (two OpenCV wheels break both)")
+            notes.append(
+                f"left out {line}: this ComfyUI already has {', '.join(others)}, "
+                "which provides cv2 (two OpenCV wheels break both)"
+            )
             continue
         lines.append(line)
     return lines, notes
@@ -73,8 +84,10 @@ def requirements_for(installed: dict[str, str]) -> tuple[list[str], list[str]]:
 
 def torch_constraints(installed: dict[str, str]) -> list[str]:
     if "torch" not in installed:
-        raise SystemExit("this ComfyUI's Python has no torch; install torch for your GPU first "
-                         "(latentmirror never chooses a torch for you)")
+        raise SystemExit(
+            "this ComfyUI's Python has no torch; install torch for your GPU first "
+            "(latentmirror never chooses a torch for you)"
+        )
     return [f"{name}=={installed[name]}" for name in TORCH_PACKAGES if name in installed]
 
 
@@ -89,8 +102,13 @@ def place_pack(custom_nodes: Path, copy: bool, dry_run: bool) -> str:
     if dry_run:
         return f"would {'copy' if copy else 'link'} {PACK_ROOT} to {target}"
     if copy:
-        shutil.copytree(PACK_ROOT, target, ignore=shutil.ignore_patterns(
-            ".venv", ".git", "__pycache__", "*.egg-info", "demo_output", ".pytest_cache"))
+        shutil.copytree(
+            PACK_ROOT,
+            target,
+            ignore=shutil.ignore_patterns(
+                ".venv", ".git", "__pycache__", "*.egg-info", "demo_output", ".pytest_cache"
+            ),
+        )
         return f"copied {PACK_ROOT} to {target}"
     target.symlink_to(PACK_ROOT, target_is_directory=True)
     return f"linked {target} -> {PACK_ROOT}"
@@ -122,8 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         constraint_file = Path(scratch) / "constraints.txt"
         constraint_file.write_text("\n".join(constraints) + "\n")
-        command = [str(python), "-m", "pip", "install", "--disable-pip-version-check",
-                   "-c", str(constraint_file), *requirements]
+        command = [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "-c",
+            str(constraint_file),
+            *requirements,
+        ]
         print(f"[install] {'would run' if args.dry_run else 'running'}: {' '.join(command)}")
         if not args.dry_run:
             subprocess.run(command, check=True)
@@ -132,8 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     if changed:  # cannot happen with the constraints above; say so loudly if it ever does
         print(f"[install] WARNING: {', '.join(changed)} changed", file=sys.stderr)
         return 1
-    print("[install] done; restart ComfyUI. Nodes appear under the 'latentmirror' category; "
-          f"GAN models go in {comfyui / 'models' / 'gan'}")
+    print(
+        "[install] done; restart ComfyUI. Nodes appear under the 'latentmirror' category; "
+        f"GAN models go in {comfyui / 'models' / 'gan'}"
+    )
     return 0
 
 

@@ -117,12 +117,12 @@ class LoadEXRSequence:
         with context(node=self.DISPLAY_NAME):
             plate = load_sequence(
                 host.input_path(path),
-                frames,
-                missing,
-                layer,
-                colorspace,
-                ocio_config,
-                bad_pixels,
+                frames=frames,
+                missing=missing,
+                layer=layer,
+                colorspace=colorspace,
+                ocio_config=ocio_config,
+                bad_pixels=bad_pixels,
                 on_frame=frame_progress(host, 1, "loading frames"),
             )
             cfg = color.resolve_config(ocio_config)
@@ -202,6 +202,11 @@ class SaveEXRSequence:
             },
         }
 
+    @classmethod
+    def IS_CHANGED(cls, **_inputs) -> float:
+        """Always run: frames deleted on disk are written again (complete ones are skipped)."""
+        return float("nan")
+
     def save(
         self,
         images: torch.Tensor,
@@ -222,19 +227,18 @@ class SaveEXRSequence:
             report = save_sequence(
                 host.output_path(path),
                 rgb,
-                None if mask is None else to_numpy(mask),
-                plate_info,
-                start_frame,
-                pixel_type,
-                compression,
-                dwa_level,
-                existing,
-                colorspace,
-                ocio_config,
+                alpha=None if mask is None else to_numpy(mask),
+                plate=plate_info,
+                start_frame=start_frame,
+                pixel_type=pixel_type,
+                compression=compression,
+                dwa_level=dwa_level,
+                existing=existing,
+                colorspace=colorspace,
+                ocio_config=ocio_config,
                 on_frame=frame_progress(host, 1, "writing frames"),
             )
             cfg = color.resolve_config(ocio_config)
-            tag = colorspace.strip() or (plate_info.colorspace if plate_info else "scene_linear")
-            previews = display_previews(rgb[..., :3], cfg, tag, "lm_save")
+            previews = display_previews(rgb[..., :3], cfg, report.colorspace, "lm_save")
         ui = {"images": previews, "files": report.written, "skipped": report.skipped}
         return {"ui": ui, "result": ()}

@@ -119,8 +119,7 @@ def _refuse_unknown_nodes(graph: dict[str, GraphNode], classes: dict) -> None:
         listed = ", ".join(f"{n.id} ({n.class_type})" for n in unknown)
         raise error(
             f"the graph uses nodes latentmirror does not provide: {listed}. The headless "
-            "runner runs only latentmirror's nodes; run this graph in ComfyUI (or send it "
-            "to one with --server)"
+            "runner runs only latentmirror's nodes; run this graph in ComfyUI"
         )
     for node in graph.values():
         if node.class_type in DISPLAY_ONLY_TYPES:

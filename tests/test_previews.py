@@ -1,7 +1,6 @@
 """Previews show what a compositor's viewer shows: the default display/view, never raw linear."""
 
 import numpy as np
-
 from latentmirror.core import color
 
 

@@ -270,6 +270,7 @@ def _near_misses(pattern: SequencePattern) -> str:
 @dataclass
 class SaveReport:
     frames: list[int]
+    colorspace: str  # what the files were tagged with
     written: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
@@ -336,7 +337,9 @@ def save_sequence(
         )
     _warn_unwritable_values(rgb, alpha, frames, pixel_type)
 
-    report = SaveReport(frames=frames, skipped=[t for i, t in enumerate(targets) if i not in todo])
+    report = SaveReport(
+        frames=frames, colorspace=tag, skipped=[t for i, t in enumerate(targets) if i not in todo]
+    )
     for done, index in enumerate(todo, start=1):
         pixels, channels = _frame_pixels(rgb[index], None if alpha is None else alpha[index])
         data, display, pixels = _windows_for(pixels, index, plate)
