@@ -340,6 +340,14 @@ def save_sequence(
     report = SaveReport(
         frames=frames, colorspace=tag, skipped=[t for i, t in enumerate(targets) if i not in todo]
     )
+    if report.skipped:  # say it: a re-run that writes nothing must not look like an update
+        log.warning(
+            "%d of %d frames exist already and were kept (existing=skip): %s; set existing to "
+            "overwrite to replace them",
+            len(report.skipped),
+            count,
+            format_frame_ranges([frames[i] for i in range(count) if i not in todo]),
+        )
     for done, index in enumerate(todo, start=1):
         pixels, channels = _frame_pixels(rgb[index], None if alpha is None else alpha[index])
         data, display, pixels = _windows_for(pixels, index, plate)
