@@ -183,3 +183,36 @@ def test_missing_truncated_and_wrong_files_name_the_file(tmp_path, rng):
     text.write_text("not an image")
     with pytest.raises(LatentmirrorError, match="notes.exr"):
         read_headers(str(text))
+
+
+def test_layer_in_a_multi_part_file(tmp_path, rng):
+    """Renders often put each layer in its own part; the loader finds it in any part."""
+    import OpenImageIO as oiio
+
+    from latentmirror.core.frames.sequence import load_sequence
+
+    beauty = rng.random((6, 8, 4)).astype(np.float32)
+    diffuse = rng.random((6, 8, 3)).astype(np.float32)
+    specs = []
+    for pixels, names, part in (
+        (beauty, "RGBA", "rgba"),
+        (diffuse, ["diffuse.R", "diffuse.G", "diffuse.B"], "diffuse"),
+    ):
+        spec = oiio.ImageSpec(8, 6, pixels.shape[-1], "float")
+        spec.channelnames = tuple(names)
+        spec.attribute("name", part)
+        specs.append(spec)
+    path = str(tmp_path / "multi.1001.exr")
+    out = oiio.ImageOutput.create(path)
+    assert out.open(path, specs), out.geterror()
+    assert out.write_image(beauty)
+    assert out.open(path, specs[1], "AppendSubimage"), out.geterror()
+    assert out.write_image(diffuse)
+    out.close()
+
+    assert [h.channels[0] for h in read_headers(path)] == ["R", "diffuse.R"]
+    plate = load_sequence(str(tmp_path / "multi.####.exr"), layer="diffuse")
+    assert np.array_equal(plate.rgb[0], diffuse)
+    assert plate.info.channels == ["diffuse.R", "diffuse.G", "diffuse.B"]
+    rgba = load_sequence(str(tmp_path / "multi.####.exr"))
+    assert np.array_equal(rgba.alpha[0], beauty[..., 3])
