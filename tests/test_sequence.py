@@ -60,6 +60,9 @@ def test_gaps_error_hold_and_black(plate_factory):
     assert not black.rgb[2].any() and not black.alpha[2].any()
     assert black.rgb[3].any()
 
+    with pytest.raises(LatentmirrorError, match="none of the frames 2001-2003 exist"):
+        load_sequence(pattern, frames="2001-2003", missing="black")
+
     before_first = load_sequence(pattern, frames="999-1001", missing="hold")
     assert np.array_equal(before_first.rgb[0], before_first.rgb[2])  # held from 1001
 

@@ -71,6 +71,12 @@ def plan_frames(pattern: SequencePattern, frames_text: str, missing: str) -> lis
     else:  # every frame from the first to the last on disk; gaps go through the policy
         wanted = list(range(min(on_disk), max(on_disk) + 1))
     absent = [f for f in wanted if f not in on_disk]
+    if len(absent) == len(wanted):  # nothing to take the format from: surely a wrong range
+        raise error(
+            f"none of the frames {format_frame_ranges(wanted)} exist (on disk: "
+            f"{format_frame_ranges(list(on_disk))})",
+            input="frames",
+        )
     if absent and missing == "error":
         raise error(
             f"frames {format_frame_ranges(absent)} of '{pattern.display()}' are missing "
@@ -113,9 +119,11 @@ def load_sequence(
         pattern = parse_pattern(path)
     plan = plan_frames(pattern, frames, missing)
     headers = _read_all_headers(plan)
-    first = headers[plan_first_read(plan)]
+    first = headers[_first_read_path(plan)]
     with context(input="layer"):
         selection = select_channels(first, layer)
+    with context(input="colorspace"):  # checked before any pixels are read
+        plate_colorspace = _plate_colorspace(cfg, colorspace, first[selection.subimage])
     display = _common_display_window(plan, headers)
     data_windows = [_data_window(p, headers, selection.subimage, display) for p in plan]
     canvas = display
@@ -137,8 +145,6 @@ def load_sequence(
         if on_frame:
             on_frame(index + 1, len(plan))
 
-    with context(input="colorspace"):
-        plate_colorspace = _plate_colorspace(cfg, colorspace, first[selection.subimage])
     return LoadedPlate(
         rgb=rgb,
         alpha=alpha,
@@ -162,7 +168,7 @@ def load_sequence(
     )
 
 
-def plan_first_read(plan: list[PlannedFrame]) -> str:
+def _first_read_path(plan: list[PlannedFrame]) -> str:
     return next(p.path for p in plan if p.path is not None)
 
 
@@ -176,7 +182,7 @@ def _read_all_headers(plan: list[PlannedFrame]) -> dict[str, list[ExrHeader]]:
 
 
 def _common_display_window(plan: list[PlannedFrame], headers: dict) -> Box:
-    first_path = plan_first_read(plan)
+    first_path = _first_read_path(plan)
     display = headers[first_path][0].display_window
     for planned in plan:
         if planned.path is not None:
