@@ -35,8 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1")
     render.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    info = commands.add_parser("info", help="print an EXR header or a sequence summary")
-    info.add_argument("file", help="an EXR file, or a sequence pattern (plate.####.exr)")
+    info = commands.add_parser("info", help="describe an EXR, a sequence or a GAN model file")
+    info.add_argument("file", help="an EXR file, a sequence pattern (plate.####.exr), or a model")
+
+    convert = commands.add_parser(
+        "convert-model", help="convert a .pkl/.pt/.safetensors model to our .safetensors form"
+    )
+    convert.add_argument("source", help="NVlabs .pkl, rosinality .pt or .safetensors")
+    convert.add_argument("target", help="output .safetensors")
+    convert.add_argument("--dtype", choices=["float16", "float32"], default="float32")
+    convert.add_argument("--no-discriminator", action="store_true", help="leave D out")
     return parser
 
 
@@ -48,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "render":
             return _render(args)
+        if args.command == "convert-model":
+            return _convert_model(args)
         from .info import describe
 
         print(describe(args.file))
@@ -84,4 +94,19 @@ def _render(args) -> int:
         + (report.files[-1:] if len(report.files) > 3 else [])
     ):
         print(f"  {path}")
+    return EXIT_OK
+
+
+def _convert_model(args) -> int:
+    import torch
+
+    from ..core.gan import load_gan, save_safetensors
+    from .info import describe_model
+
+    model = load_gan(args.source)
+    if args.no_discriminator:
+        model.discriminator = None
+    save_safetensors(model, args.target, dtype=getattr(torch, args.dtype))
+    print(f"converted {args.source} -> {args.target}")
+    print(describe_model(args.target))
     return EXIT_OK

@@ -13,7 +13,7 @@ import uuid
 
 import numpy as np
 
-from .host import MODEL_EXTENSIONS, Host, Progress, set_host
+from .host import BUNDLED_MODELS, MODEL_EXTENSIONS, Host, Progress, bundled_first, set_host
 
 PREVIEW_MAX_SIZE = 1024
 
@@ -42,8 +42,8 @@ def _register_model_folders() -> None:
     for kind, extensions in MODEL_EXTENSIONS.items():
         default = os.path.join(folder_paths.models_dir, kind)
         paths, known = folder_paths.folder_names_and_paths.get(kind, ([], set()))
-        if default not in paths:
-            paths = [*paths, default]
+        bundled = os.path.join(BUNDLED_MODELS, kind)
+        paths = [*paths, *(p for p in (default, bundled) if p not in paths)]
         # extra_model_paths.yaml may already have added folders under this name (with an empty
         # extension set, which ComfyUI reads as "any file"): keep them, add our extensions.
         folder_paths.folder_names_and_paths[kind] = (paths, set(known) | set(extensions))
@@ -85,7 +85,7 @@ class ComfyUIHost(Host):
     def list_models(self, kind: str) -> list[str]:
         import folder_paths
 
-        return list(folder_paths.get_filename_list(kind))
+        return bundled_first(kind, folder_paths.get_filename_list(kind))
 
     def model_path(self, kind: str, name: str) -> str | None:
         import folder_paths

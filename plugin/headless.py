@@ -10,7 +10,7 @@ import threading
 from tqdm import tqdm
 
 from ..core.errors import LatentmirrorError
-from .host import Host, Progress
+from .host import BUNDLED_MODELS, Host, Progress
 
 
 class Interrupted(LatentmirrorError):
@@ -79,8 +79,9 @@ class HeadlessHost(Host):
         return torch.device(self._device_name)
 
     def model_folders(self, kind: str) -> list[str]:
-        """``--models-dir`` (or $LATENTMIRROR_MODELS) then ./models; each holds ``<kind>/``."""
-        roots = [self._models_dir, os.environ.get("LATENTMIRROR_MODELS"), "models"]
+        """The pack's bundled models, ``--models-dir`` (or $LATENTMIRROR_MODELS), then ./models;
+        each holds ``<kind>/``."""
+        roots = [BUNDLED_MODELS, self._models_dir, os.environ.get("LATENTMIRROR_MODELS"), "models"]
         folders = []
         for root in filter(None, roots):
             folder = os.path.abspath(os.path.join(os.path.expanduser(root), kind))

@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 MODEL_EXTENSIONS = {"gan": (".pkl", ".pt", ".pth", ".safetensors")}
+# Models that ship with the pack (the demo face generator) live in the pack's own models/<kind>/.
+BUNDLED_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
 PREVIEW_MAX_FRAMES = 16  # a long plate previews a few frames spread over it, not all of them
 
 
@@ -44,14 +46,14 @@ class Host(ABC):
     def model_folders(self, kind: str) -> list[str]: ...
 
     def list_models(self, kind: str) -> list[str]:
-        """Model files of ``kind`` (relative names, sorted) in this host's folders."""
+        """Model files of ``kind`` (relative names) in this host's folders, bundled ones first."""
         names = set()
         for folder in self.model_folders(kind):
             for root, _dirs, files in os.walk(folder, followlinks=True):
                 for file in files:
                     if file.lower().endswith(MODEL_EXTENSIONS.get(kind, ())):
                         names.add(os.path.relpath(os.path.join(root, file), folder))
-        return sorted(names)
+        return bundled_first(kind, names)
 
     def model_path(self, kind: str, name: str) -> str | None:
         for folder in self.model_folders(kind):
@@ -75,6 +77,12 @@ class Host(ABC):
     @property
     def wants_previews(self) -> bool:
         return False
+
+
+def bundled_first(kind: str, names) -> list[str]:
+    """Sorted names, those shipped with the pack first."""
+    bundled = os.path.join(BUNDLED_MODELS, kind)
+    return sorted(names, key=lambda n: (not os.path.isfile(os.path.join(bundled, n)), n.lower()))
 
 
 def preview_indices(count: int) -> list[int]:

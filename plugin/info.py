@@ -8,8 +8,12 @@ from ..core.errors import LatentmirrorError, error
 from ..core.frames import format_frame_ranges, parse_pattern
 from ..core.frames.exr import ExrHeader, read_headers
 
+MODEL_SUFFIXES = (".pkl", ".pt", ".pth", ".safetensors")
+
 
 def describe(target: str) -> str:
+    if target.lower().endswith(MODEL_SUFFIXES):
+        return describe_model(target)
     pattern = parse_pattern(target)
     if pattern.is_single_file:
         if not os.path.isfile(target):
@@ -89,3 +93,32 @@ def describe_sequence(text: str) -> str:
 
 def _count(table: dict, value: str, frame: int) -> None:
     table.setdefault(value, []).append(frame)
+
+
+def describe_model(path: str) -> str:
+    """Architecture, resolution, num_ws, parameter counts and content hash of a GAN file."""
+    from ..core.gan import load_gan
+
+    model = load_gan(path)
+    arch = model.architecture
+    generator = arch["generator"]
+    discriminator = arch.get("discriminator")
+    lines = [
+        f"model: {path}",
+        f"kind: {model.kind} ({arch.get('format', '?')})",
+        f"resolution: {model.resolution}x{model.resolution}, {model.img_channels} channels",
+        f"z_dim: {model.z_dim}, w_dim: {model.w_dim}, num_ws: {model.num_ws}, c_dim: {model.c_dim}",
+        f"generator: {generator['class']}, {model.parameter_count():,} parameters",
+        "discriminator: "
+        + (
+            f"{discriminator['class']}, "
+            f"{model.parameter_count(True) - model.parameter_count():,} parameters"
+            if model.discriminator is not None and discriminator
+            else "none"
+        ),
+        f"dtype: {str(model.dtype).replace('torch.', '')}",
+        f"sha256: {model.content_hash}",
+    ]
+    kwargs = ", ".join(f"{k}={v!r}" for k, v in sorted(generator.get("kwargs", {}).items()))
+    lines.append(f"generator kwargs: {kwargs}")
+    return "\n".join(lines)

@@ -1,0 +1,59 @@
+"""Load GAN."""
+
+from __future__ import annotations
+
+from ..core.errors import context, error
+from ..core.gan.cache import get_model
+from ..plugin.host import current_host
+from .common import CATEGORY, choice_input
+
+DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
+
+
+class LoadGAN:
+    DISPLAY_NAME = "Load GAN"
+    DESCRIPTION = (
+        "Loads a StyleGAN2/3 generator (and its discriminator when the file has one) from "
+        "models/gan: NVlabs .pkl (read safely: no code in the file is run), rosinality .pt, or "
+        ".safetensors. The bundled demo face model is listed first; real work uses an FFHQ "
+        "StyleGAN2/3 pickle. Loaded models are kept by content hash and reused."
+    )
+    CATEGORY = f"{CATEGORY}/gan"
+    FUNCTION = "load"
+    RETURN_TYPES = ("GAN_MODEL",)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("The generator (+ discriminator), w_avg, resolution and content hash.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model_name": (
+                    current_host().list_models("gan"),
+                    {
+                        "tooltip": "A file in models/gan (.pkl, .pt, .safetensors); the bundled "
+                        "demo model first."
+                    },
+                ),
+                "dtype": choice_input(
+                    DTYPE_CHOICES,
+                    "Weights' precision. auto: float32 (mixed precision is applied where it "
+                    "pays, per node).",
+                ),
+            }
+        }
+
+    def load(self, model_name: str, dtype: str = "auto"):
+        host = current_host()
+        with context(node=self.DISPLAY_NAME):
+            path = host.model_path("gan", model_name)
+            if path is None:
+                folders = ", ".join(host.model_folders("gan")) or "(no gan folder yet)"
+                raise error(
+                    f"no model '{model_name}' in the gan model folders ({folders}); put "
+                    "StyleGAN2/3 .pkl, .pt or .safetensors files there",
+                    input="model_name",
+                )
+            with context(input="model_name", file=path):
+                model = get_model(path, host.device(), dtype)
+        return (model,)
