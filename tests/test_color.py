@@ -11,6 +11,7 @@ import numpy as np
 import PyOpenColorIO as ocio
 import pytest
 import torch
+
 from latentmirror.core import color
 from latentmirror.core.errors import LatentmirrorError
 from latentmirror.nodes.color_nodes import OCIOTransform

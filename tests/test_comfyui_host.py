@@ -11,6 +11,7 @@ import types
 import cv2
 import numpy as np
 import pytest
+
 from latentmirror.nodes.exr_nodes import LoadEXRSequence
 from latentmirror.plugin import comfyui, host
 

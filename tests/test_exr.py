@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+
 from latentmirror.core.errors import LatentmirrorError
 from latentmirror.core.frames.channels import select_channels
 from latentmirror.core.frames.exr import (

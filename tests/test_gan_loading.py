@@ -13,6 +13,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+
 from latentmirror.core.errors import LatentmirrorError
 from latentmirror.core.gan import GanModel, load_gan, save_safetensors
 from latentmirror.core.gan.safe_pickle import ALLOWED_GLOBALS

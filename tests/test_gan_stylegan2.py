@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from latentmirror.core.gan import ops
 from latentmirror.core.gan import stylegan2 as sg2
 

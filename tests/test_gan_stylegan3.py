@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from latentmirror.core.gan import stylegan3 as sg3
 
 Z_DIM = W_DIM = 16

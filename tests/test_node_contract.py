@@ -1,8 +1,9 @@
 """The public node contract of ../shared/NODES.md: ids, display names, inputs, outputs."""
 
-import latentmirror
 import pytest
 import torch
+
+import latentmirror
 from latentmirror.core.errors import LatentmirrorError
 from latentmirror.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 from latentmirror.nodes.exr_nodes import LoadEXRSequence, SaveEXRSequence
@@ -51,6 +52,13 @@ CONTRACT = {
         {"image": "IMAGE", "src": "STRING", "dst": "STRING", "direction": ["forward", "inverse"]},
         {"ocio_config": "STRING"},
         ("IMAGE",),
+        False,
+    ),
+    "LM_LoadGAN": (
+        "Load GAN",
+        {"dtype": ["auto", "float32", "bfloat16", "float16"]},
+        {},
+        ("GAN_MODEL",),
         False,
     ),
 }

@@ -1,4 +1,5 @@
 import pytest
+
 from latentmirror.core.errors import LatentmirrorError
 from latentmirror.core.frames import format_frame_ranges, parse_frame_range, parse_pattern
 

@@ -1,6 +1,7 @@
 """Previews show what a compositor's viewer shows: the default display/view, never raw linear."""
 
 import numpy as np
+
 from latentmirror.core import color
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import OpenImageIO as oiio
 import PyOpenColorIO as ocio
 import pytest
+
 from latentmirror.core.errors import LatentmirrorError
 from latentmirror.plugin.runner import RunReport, run_graph_file
 

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+
 from latentmirror.core.errors import LatentmirrorError
 from latentmirror.core.frames.exr import read_headers
 from latentmirror.core.frames.sequence import load_sequence, save_sequence

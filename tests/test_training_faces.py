@@ -7,6 +7,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+
 from latentmirror.training import faces
 
 
