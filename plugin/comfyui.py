@@ -29,6 +29,7 @@ def register() -> dict:
 
     if running_in_comfyui():
         _register_model_folders()
+        _release_models_with_comfyui()
         set_host(ComfyUIHost())
     return {
         "NODE_CLASS_MAPPINGS": NODE_CLASS_MAPPINGS,
@@ -49,6 +50,25 @@ def _register_model_folders() -> None:
         folder_paths.folder_names_and_paths[kind] = (paths, set(known) | set(extensions))
         folder_paths.filename_list_cache.pop(kind, None)  # it does not notice new extensions
         os.makedirs(default, exist_ok=True)
+
+
+def _release_models_with_comfyui() -> None:
+    """ComfyUI's "Unload Models" (POST /free) calls model_management.unload_all_models(); our
+    GAN cache lives outside ComfyUI's model management, so release it there too."""
+    import comfy.model_management as management
+
+    from ..core.gan.cache import release_models
+
+    original = management.unload_all_models
+    if getattr(original, "_latentmirror", False):
+        return
+
+    def unload_all_models(*args, **kwargs):
+        release_models()
+        return original(*args, **kwargs)
+
+    unload_all_models._latentmirror = True
+    management.unload_all_models = unload_all_models
 
 
 class _ComfyProgress(Progress):

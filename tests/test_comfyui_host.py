@@ -54,6 +54,8 @@ def comfy_modules(tmp_path, monkeypatch):
             raise Interrupted()
 
     management.throw_exception_if_processing_interrupted = throw_if_interrupted
+    management.unloaded = []
+    management.unload_all_models = lambda: management.unloaded.append(True)
     comfy = types.ModuleType("comfy")
     comfy.utils, comfy.model_management = utils, management
     for name, module in {
@@ -79,6 +81,22 @@ def test_register_adds_gan_folder_and_host(comfy_modules):
     assert {".pkl", ".pt", ".safetensors"} <= extensions
     assert "gan" not in comfy_modules.folder_paths.filename_list_cache
     assert isinstance(host.current_host(), comfyui.ComfyUIHost)
+
+
+def test_comfyui_unload_models_releases_our_gan_cache(comfy_modules, tmp_path):
+    from latentmirror.core.gan import cache, load_gan, save_safetensors
+
+    from .gan_fixtures import make_sg2, write_nvlabs_pickle
+
+    comfyui.register()
+    G, g_kwargs, D, d_kwargs = make_sg2(seed=5)
+    path = write_nvlabs_pickle(tmp_path / "tiny.pkl", G, g_kwargs)
+    save_safetensors(load_gan(path), tmp_path / "tiny.safetensors")
+    cache.release_models()
+    cache.get_model(str(tmp_path / "tiny.safetensors"))
+    assert len(cache.loaded_models()) == 1
+    comfy_modules.management.unload_all_models()  # what ComfyUI's "Unload Models" calls
+    assert cache.loaded_models() == [] and comfy_modules.management.unloaded == [True]
 
 
 def test_loader_previews_through_the_display_view(comfy_modules, plate_factory):
