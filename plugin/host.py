@@ -11,7 +11,10 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-MODEL_EXTENSIONS = {"gan": (".pkl", ".pt", ".pth", ".safetensors")}
+MODEL_EXTENSIONS = {
+    "gan": (".pkl", ".pt", ".pth", ".safetensors"),
+    "lpips": (".pth", ".pt", ".safetensors"),
+}
 # Models that ship with the pack (the demo face generator) live in the pack's own models/<kind>/.
 BUNDLED_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
 PREVIEW_MAX_FRAMES = 16  # a long plate previews a few frames spread over it, not all of them
