@@ -527,7 +527,12 @@ class Generator(torch.nn.Module):
 
     Accepts synthesis arguments both as ``synthesis_kwargs={...}`` (stylegan2-ada pickles) and as
     plain keyword arguments (the stylegan3 repository's ``networks_stylegan2.Generator``).
+    StyleGAN3's generator is this class with other networks (see the class attributes).
     """
+
+    mapping_network: type[torch.nn.Module] = MappingNetwork
+    synthesis_network: type[torch.nn.Module] = SynthesisNetwork
+    synthesis_tracks_emas = False  # StyleGAN3's synthesis keeps magnitude EMAs
 
     def __init__(
         self,
@@ -547,19 +552,19 @@ class Generator(torch.nn.Module):
         self.img_resolution = img_resolution
         self.img_channels = img_channels
         synthesis_kwargs = {**(synthesis_kwargs or {}), **more_synthesis_kwargs}
-        self.synthesis = SynthesisNetwork(
+        self.synthesis = self.synthesis_network(
             w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
             **synthesis_kwargs,
         )  # fmt: skip
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(
+        self.mapping = self.mapping_network(
             z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **(mapping_kwargs or {})
         )
 
     def forward(
         self,
         z: torch.Tensor,
-        c: torch.Tensor | None,
+        c: torch.Tensor | None = None,
         truncation_psi: float = 1,
         truncation_cutoff: int | None = None,
         update_emas: bool = False,
@@ -570,6 +575,8 @@ class Generator(torch.nn.Module):
             z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
             update_emas=update_emas,
         )  # fmt: skip
+        if self.synthesis_tracks_emas:
+            synthesis_kwargs["update_emas"] = update_emas
         return self.synthesis(ws, **synthesis_kwargs)
 
     def extra_repr(self) -> str:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import stylegan2
 from .ops import FullyConnectedLayer, bias_act, normalize_2nd_moment, upfirdn2d
 
 NOISE_MODES = ("random", "const", "none")
@@ -567,7 +568,7 @@ class SynthesisNetwork(torch.nn.Module):
         )
 
 
-class Generator(torch.nn.Module):
+class Generator(stylegan2.Generator):
     """StyleGAN3 generator: ``mapping`` (z -> ws) and ``synthesis`` (ws -> image).
 
     Built from an NVlabs pickle's ``init_kwargs``: ``Generator(z_dim, c_dim, w_dim,
@@ -580,42 +581,6 @@ class Generator(torch.nn.Module):
     z: ``[N, z_dim]``, c: ``[N, c_dim]`` -> ``[N, img_channels, img_resolution, img_resolution]``.
     """
 
-    def __init__(
-        self,
-        z_dim: int,
-        c_dim: int,
-        w_dim: int,
-        img_resolution: int,
-        img_channels: int,
-        mapping_kwargs: dict | None = None,
-        **synthesis_kwargs,
-    ):
-        super().__init__()
-        self.z_dim = z_dim
-        self.c_dim = c_dim
-        self.w_dim = w_dim
-        self.img_resolution = img_resolution
-        self.img_channels = img_channels
-        self.synthesis = SynthesisNetwork(
-            w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
-            **synthesis_kwargs,
-        )  # fmt: skip
-        self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(
-            z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **(mapping_kwargs or {})
-        )
-
-    def forward(
-        self,
-        z: torch.Tensor,
-        c: torch.Tensor | None = None,
-        truncation_psi: float = 1,
-        truncation_cutoff: int | None = None,
-        update_emas: bool = False,
-        **synthesis_kwargs,
-    ) -> torch.Tensor:
-        ws = self.mapping(
-            z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-            update_emas=update_emas,
-        )  # fmt: skip
-        return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
+    mapping_network = MappingNetwork
+    synthesis_network = SynthesisNetwork
+    synthesis_tracks_emas = True
