@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from ..core.errors import context, error
-from ..core.gan.cache import get_model
+from ..core.gan.cache import DTYPES, get_model
 from ..plugin.host import current_host
 from .common import CATEGORY, choice_input
 
-DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
+DTYPE_CHOICES = ("auto", *DTYPES)
 
 
 class LoadGAN:

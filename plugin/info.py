@@ -7,12 +7,11 @@ import os
 from ..core.errors import LatentmirrorError, error
 from ..core.frames import format_frame_ranges, parse_pattern
 from ..core.frames.exr import ExrHeader, read_headers
-
-MODEL_SUFFIXES = (".pkl", ".pt", ".pth", ".safetensors")
+from .host import MODEL_EXTENSIONS
 
 
 def describe(target: str) -> str:
-    if target.lower().endswith(MODEL_SUFFIXES):
+    if target.lower().endswith(MODEL_EXTENSIONS["gan"]):
         return describe_model(target)
     pattern = parse_pattern(target)
     if pattern.is_single_file:
