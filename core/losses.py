@@ -766,12 +766,12 @@ class LossEvaluator:
         self._allow_random = allow_random_backbone
         self._lpips_modules: dict[tuple[str, str], torch.nn.Module] = {}
         for name in names & set(LPIPS_NETS):
-            self._lpips(LPIPS_NETS[name], self.device)
+            self.lpips_module(LPIPS_NETS[name], self.device)
         self._cached_target: torch.Tensor | None = None
         self._cached_version = -1
         self._cache: dict = {}
 
-    def _lpips(self, net: str, device: torch.device) -> torch.nn.Module:
+    def lpips_module(self, net: str, device: torch.device) -> torch.nn.Module:
         key = (net, str(device))
         if key not in self._lpips_modules:  # searched for once, not at every step
             self._lpips_modules[key] = load_lpips(
@@ -851,7 +851,7 @@ class LossEvaluator:
         y = memo(("resize", res), lambda: resize_for_loss(tgt, res))
         mask = self._mask(index, term, tuple(x.shape[-2:]), x.shape[0], idx, out.device)
         if name in LPIPS_NETS:
-            module = self._lpips(LPIPS_NETS[name], out.device)
+            module = self.lpips_module(LPIPS_NETS[name], out.device)
             fy = memo(("lpips", name, res), lambda: lpips_features(module, y))
             return lpips_distance(module, x, y, mask, fy).mean()
         if name == "l1":

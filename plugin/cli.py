@@ -94,6 +94,8 @@ def _render(args) -> int:
         + (report.files[-1:] if len(report.files) > 3 else [])
     ):
         print(f"  {path}")
+    for path in report.plots:
+        print(f"loss plot: {path}")
     return EXIT_OK
 
 

@@ -13,7 +13,15 @@ import uuid
 
 import numpy as np
 
-from .host import BUNDLED_MODELS, MODEL_EXTENSIONS, Host, Progress, bundled_first, set_host
+from .host import (
+    BUNDLED_MODELS,
+    MODEL_EXTENSIONS,
+    Host,
+    Progress,
+    bundled_first,
+    file_stem,
+    set_host,
+)
 
 PREVIEW_MAX_SIZE = 1024
 
@@ -129,10 +137,7 @@ class ComfyUIHost(Host):
     def preview_images(self, images: np.ndarray, prefix: str) -> list[dict] | None:
         """Write PNGs into ComfyUI's temp folder and return the entries its UI shows."""
         import cv2
-        import folder_paths
 
-        folder = folder_paths.get_temp_directory()
-        os.makedirs(folder, exist_ok=True)
         entries = []
         for index, image in enumerate(images):
             image = np.clip(image, 0.0, 1.0)
@@ -140,11 +145,24 @@ class ComfyUIHost(Host):
             if scale < 1:
                 size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
                 image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-            name = f"{prefix}_{uuid.uuid4().hex[:8]}_{index:05d}.png"
-            bgr = (image[..., ::-1] * 255.0 + 0.5).astype(np.uint8)
-            cv2.imwrite(os.path.join(folder, name), bgr)
-            entries.append({"filename": name, "subfolder": "", "type": "temp"})
+            rgb = (image * 255.0 + 0.5).astype(np.uint8)
+            entries.append(_temp_png(rgb, f"{prefix}_{uuid.uuid4().hex[:8]}_{index:05d}.png"))
         return entries
+
+    def show_plot(self, image: np.ndarray, name: str) -> list[dict]:
+        """Write the plot into ComfyUI's temp folder; the node shows the returned entry."""
+        return [_temp_png(image, f"{file_stem(name)}_{uuid.uuid4().hex[:8]}.png")]
+
+
+def _temp_png(rgb: np.ndarray, filename: str) -> dict:
+    """Write an RGB uint8 image as a PNG into ComfyUI's temp folder; the UI entry for it."""
+    import cv2
+    import folder_paths
+
+    folder = folder_paths.get_temp_directory()
+    os.makedirs(folder, exist_ok=True)
+    cv2.imwrite(os.path.join(folder, filename), np.ascontiguousarray(rgb[..., ::-1]))
+    return {"filename": filename, "subfolder": "", "type": "temp"}
 
 
 def _under(root: str, path: str) -> str:

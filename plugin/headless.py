@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 
+import numpy as np
 from tqdm import tqdm
 
 from ..core.errors import LatentmirrorError
@@ -49,6 +50,12 @@ class HeadlessHost(Host):
         self._models_dir = models_dir
         self._show_progress = sys.stderr.isatty() if show_progress is None else show_progress
         self.interrupt_requested = threading.Event()
+        self.plots: dict[str, np.ndarray] = {}  # name -> RGB image, written after the run
+
+    def show_plot(self, image: np.ndarray, name: str) -> list[dict]:
+        """Keep the plot; the runner writes it as ``<name>.png`` beside the outputs."""
+        self.plots[name] = image
+        return []
 
     def progress(self, total: int, description: str) -> Progress:
         return _BarProgress(total, description, self._show_progress)

@@ -7,6 +7,7 @@ torch device, model folders, path resolution and previews.
 from __future__ import annotations
 
 import os
+import re
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -77,6 +78,14 @@ class Host(ABC):
         """Show display-referred images ([frames, H, W, 3] in 0..1); returns UI entries or None."""
         return None
 
+    def show_plot(self, image: np.ndarray, name: str) -> list[dict]:
+        """Show an RGB uint8 plot ([H, W, 3], e.g. a loss curve) under ``name``.
+
+        ComfyUI shows it in the node (returns the UI entries to put under ``"images"``); the
+        headless host keeps it to be written as ``<name>.png`` beside the run's outputs.
+        """
+        return []
+
     @property
     def wants_previews(self) -> bool:
         return False
@@ -86,6 +95,12 @@ def bundled_first(kind: str, names) -> list[str]:
     """Sorted names, those shipped with the pack first."""
     bundled = os.path.join(BUNDLED_MODELS, kind)
     return sorted(names, key=lambda n: (not os.path.isfile(os.path.join(bundled, n)), n.lower()))
+
+
+def file_stem(name: str) -> str:
+    """``name`` made safe as a file name: anything but letters, digits, ``.``, ``_`` and ``-``
+    becomes ``_`` (a plot's name never picks a folder)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "plot"
 
 
 def preview_indices(count: int) -> list[int]:

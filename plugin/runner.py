@@ -7,6 +7,7 @@ ComfyUI would (combo choices, numeric bounds) and errors name the node id, title
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field, replace
 
 from ..core.errors import LatentmirrorError, error
@@ -19,6 +20,8 @@ from .graph import (
     iter_input_specs,
     load_graph,
 )
+from .headless import HeadlessHost
+from .host import current_host, file_stem
 
 log = logging.getLogger("latentmirror")
 
@@ -27,6 +30,7 @@ log = logging.getLogger("latentmirror")
 class RunReport:
     executed: list[str] = field(default_factory=list)  # node ids in the order they ran
     ui: dict[str, dict] = field(default_factory=dict)  # node id -> what it showed
+    plots: list[str] = field(default_factory=list)  # PNGs of the plots nodes showed (loss curves)
 
     @property
     def files(self) -> list[str]:
@@ -94,6 +98,9 @@ def run_graph(graph: dict[str, GraphNode], classes: dict) -> RunReport:
     ]
     if not outputs:
         raise error("the graph has no output node (such as Save EXR Sequence): nothing to render")
+    host = current_host()
+    if isinstance(host, HeadlessHost):
+        host.plots.clear()  # left by a run that failed: they belong to no output of this one
     report = RunReport()
     results: dict[str, tuple] = {}
     for node_id in execution_order(runnable, outputs):
@@ -106,7 +113,39 @@ def run_graph(graph: dict[str, GraphNode], classes: dict) -> RunReport:
         report.executed.append(node_id)
         if shown:
             report.ui[node_id] = shown
+    if isinstance(host, HeadlessHost) and host.plots:
+        report.plots = write_pending_plots(host, plot_folder(report))
     return report
+
+
+def plot_folder(report: RunReport) -> str:
+    """Where a run's plots go: beside the first file it wrote (or found complete), else the cwd."""
+    written = report.files or report.skipped_files
+    return os.path.dirname(os.path.abspath(written[0])) if written else os.getcwd()
+
+
+def write_pending_plots(host: HeadlessHost, folder: str) -> list[str]:
+    """Write the host's pending plots as ``<name>.png`` into ``folder``, forget them, and return
+    the paths written (a plot that cannot be written is logged, not fatal: the frames are done)."""
+    written = []
+    for name, image in host.plots.items():
+        path = os.path.join(folder, file_stem(name) + ".png")
+        if _imwrite_rgb(path, image):
+            written.append(path)
+        else:
+            log.warning("could not write the plot %s", path)
+    host.plots.clear()
+    return written
+
+
+def _imwrite_rgb(path: str, image) -> bool:
+    import cv2
+    import numpy as np
+
+    try:
+        return bool(cv2.imwrite(path, np.ascontiguousarray(image[..., ::-1])))
+    except cv2.error:
+        return False
 
 
 def _refuse_unknown_nodes(graph: dict[str, GraphNode], classes: dict) -> None:

@@ -77,3 +77,31 @@ def plate_factory(tmp_path, rng):
         return str(folder / name.replace("####", "#" * padding))
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _latent_cache_in_tmp(tmp_path_factory, monkeypatch):
+    """Invert's latent cache goes to a per-session temp folder, never the user's ~/.cache."""
+    monkeypatch.setenv("LATENTMIRROR_CACHE", str(tmp_path_factory.getbasetemp() / "latent-cache"))
+
+
+@pytest.fixture(scope="session")
+def demo_model():
+    """The bundled 64 px demo face generator (with D), float32 on the CPU."""
+    from latentmirror.core.gan.cache import get_model
+    from latentmirror.plugin.host import BUNDLED_MODELS
+
+    path = f"{BUNDLED_MODELS}/gan/latentmirror-demo-faces-64.safetensors"
+    return get_model(path, "cpu", "float32")
+
+
+@pytest.fixture(scope="session")
+def demo_faces(demo_model):
+    """Four images the demo model made itself: [4, 3, 64, 64] in [0, 1], and their ws."""
+    import torch
+
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        ws = demo_model.mapping(torch.randn(4, demo_model.z_dim, generator=gen), 0.7)
+        images = ((demo_model.synthesis(ws) + 1) / 2).clamp(0, 1)
+    return images, ws

@@ -119,3 +119,17 @@ def test_interrupt_stops_between_frames(comfy_modules, plate_factory):
     with pytest.raises(Interrupted):
         LoadEXRSequence().load(plate_factory(frames=(1001, 1002, 1003)), "", "error")
     assert comfy_modules.progress == [(1, 3)]
+
+
+def test_show_plot_writes_a_png_into_the_temp_folder(comfy_modules):
+    from latentmirror.core.plot import loss_curve_image
+
+    comfyui.register()
+    image = loss_curve_image({"total": [1.0, 0.5, 0.25], "lr": [0.1, 0.1, 0.05]})
+    entries = host.current_host().show_plot(image, "invert_loss_7")
+    assert len(entries) == 1
+    entry = entries[0]
+    assert entry["type"] == "temp" and entry["subfolder"] == ""
+    assert entry["filename"].startswith("invert_loss_7_") and entry["filename"].endswith(".png")
+    png = cv2.imread(str(comfy_modules.base / "temp" / entry["filename"]))
+    np.testing.assert_array_equal(png[..., ::-1], image)  # written as RGB, losslessly

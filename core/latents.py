@@ -1,0 +1,229 @@
+"""GAN_LATENT: solved latents of a plate, their files, and the latent cache.
+
+A :class:`GanLatent` holds ``ws [B, num_ws, w_dim]`` (float32, CPU), optional per-frame noise
+maps, the frame numbers, the model's content hash, the :class:`~.fit.Fit`, and how the latents
+were made (space, schedule, steps, seed, loss mix, references) with the loss history.
+
+Files are ``.safetensors``: tensors ``ws`` and ``noise.<layer>``, and the rest as JSON under the
+metadata key ``latentmirror`` (readable by any safetensors tool).
+
+The :class:`LatentCache` keeps results on disk by a key of everything that determines them, so
+re-running a graph with unchanged frames, model, loss mix and steps loads instead of optimising.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from .errors import error
+from .fit import Fit
+
+SPACES = ("w", "w_plus", "w_plus_noise")
+METADATA_KEY = "latentmirror"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class GanLatent:
+    """Latents of ``B`` frames. ``noise``: layer name -> ``[B, 1, R, R]`` (space w_plus_noise or
+    the classic schedule), else None. ``history``: per-step loss values by label (``total`` and
+    each term), over the whole run in order; ``frame_loss``: each frame's final total loss."""
+
+    ws: torch.Tensor
+    space: str
+    model_hash: str
+    frames: list[int]
+    fit: Fit
+    noise: dict[str, torch.Tensor] | None = None
+    schedule: str = "fast"
+    steps: int = 0
+    seed: int = 0
+    loss_mix: list[dict] = field(default_factory=list)
+    reference: list[dict] = field(default_factory=list)
+    history: dict[str, list[float]] = field(default_factory=dict)
+    frame_loss: list[float] = field(default_factory=list)
+    info: dict = field(default_factory=dict)  # timings, steps per frame, settings
+
+    def __post_init__(self) -> None:
+        if self.ws.ndim != 3:
+            raise error(f"latents must be [frames, num_ws, w_dim], got {list(self.ws.shape)}")
+        if len(self.frames) != self.ws.shape[0]:
+            raise error(f"{self.ws.shape[0]} latents but {len(self.frames)} frame numbers")
+        if self.space not in SPACES:
+            raise error(f"unknown latent space {self.space!r}; expected one of {SPACES}")
+
+    def __len__(self) -> int:
+        return int(self.ws.shape[0])
+
+    @property
+    def num_ws(self) -> int:
+        return int(self.ws.shape[1])
+
+    @property
+    def w_dim(self) -> int:
+        return int(self.ws.shape[2])
+
+    def select(self, indices: list[int]) -> GanLatent:
+        """The latents of some frames (by position), with their noise and losses."""
+        noise = {k: v[indices] for k, v in self.noise.items()} if self.noise else None
+        losses = [self.frame_loss[i] for i in indices] if self.frame_loss else []
+        frames = [self.frames[i] for i in indices]
+        return replace(self, ws=self.ws[indices], noise=noise, frames=frames, frame_loss=losses)
+
+    def metadata(self) -> dict:
+        """Everything but the tensors, JSON-able."""
+        return {
+            "format": FORMAT_VERSION,
+            "space": self.space,
+            "model_hash": self.model_hash,
+            "frames": list(self.frames),
+            "fit": self.fit.to_dict(),
+            "schedule": self.schedule,
+            "steps": self.steps,
+            "seed": self.seed,
+            "loss_mix": self.loss_mix,
+            "reference": self.reference,
+            "history": self.history,
+            "frame_loss": self.frame_loss,
+            "info": self.info,
+            "num_ws": self.num_ws,
+            "w_dim": self.w_dim,
+        }
+
+
+def save_latents(latent: GanLatent, path: str) -> str:
+    """Write ``latent`` to ``path`` (.safetensors) atomically: a temp file renamed into place."""
+    from safetensors.torch import save_file
+
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    tensors = {"ws": latent.ws.detach().float().cpu().contiguous()}
+    for name, maps in (latent.noise or {}).items():
+        tensors[f"noise.{name}"] = maps.detach().float().cpu().contiguous()
+    meta = {METADATA_KEY: json.dumps(latent.metadata())}
+    fd, temp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
+    os.close(fd)
+    try:
+        save_file(tensors, temp, metadata=meta)
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise
+    return path
+
+
+def load_latents(path: str) -> GanLatent:
+    """Read a file written by :func:`save_latents`; errors name the file."""
+    from safetensors import safe_open
+
+    if not os.path.isfile(path):
+        raise error("no latent file here", file=path)
+    try:
+        with safe_open(path, framework="pt") as f:
+            meta = (f.metadata() or {}).get(METADATA_KEY)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
+    except Exception as exc:  # safetensors raises several types for a damaged file
+        raise error(f"not a readable .safetensors latent file ({exc})", file=path) from None
+    if meta is None or "ws" not in tensors:
+        raise error("not a latentmirror latent file (no 'latentmirror' metadata or ws)", file=path)
+    data = json.loads(meta)
+    if data.get("format", 0) > FORMAT_VERSION:
+        raise error(
+            f"latent file format {data['format']} is newer than this latentmirror", file=path
+        )
+    noise = {k[len("noise.") :]: v for k, v in tensors.items() if k.startswith("noise.")} or None
+    return GanLatent(
+        ws=tensors["ws"].float(),
+        space=data["space"],
+        model_hash=data["model_hash"],
+        frames=[int(f) for f in data["frames"]],
+        fit=Fit.from_dict(data["fit"]),
+        noise=noise,
+        schedule=data.get("schedule", "fast"),
+        steps=int(data.get("steps", 0)),
+        seed=int(data.get("seed", 0)),
+        loss_mix=data.get("loss_mix", []),
+        reference=data.get("reference", []),
+        history=data.get("history", {}),
+        frame_loss=data.get("frame_loss", []),
+        info=data.get("info", {}),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# The cache.
+
+
+def tensor_digest(tensor: torch.Tensor) -> str:
+    """sha256 of a tensor's float32 bytes and shape (for cache keys)."""
+    data = tensor.detach().to("cpu", torch.float32).contiguous()
+    digest = hashlib.sha256(str(list(data.shape)).encode())
+    digest.update(data.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def cache_key(**parts) -> str:
+    """A stable key from JSON-able parts (tensors are passed as their digests)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def default_cache_folder() -> str:
+    """``$LATENTMIRROR_CACHE``, else ``$XDG_CACHE_HOME/latentmirror/latents`` (~/.cache/...)."""
+    if os.environ.get("LATENTMIRROR_CACHE"):
+        return os.path.expanduser(os.environ["LATENTMIRROR_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "latentmirror", "latents")
+
+
+class LatentCache:
+    """Solved latents on disk, one file per key; the least recently used go beyond ``max_bytes``.
+
+    A damaged or unreadable entry counts as a miss (and is removed), never as an error.
+    """
+
+    def __init__(self, folder: str | None = None, max_bytes: int = 2 * 1024**3):
+        self.folder = folder or default_cache_folder()
+        self.max_bytes = max_bytes
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.folder, f"{key}.safetensors")
+
+    def get(self, key: str) -> GanLatent | None:
+        path = self._path(key)
+        if not os.path.isfile(path):
+            return None
+        try:
+            latent = load_latents(path)
+        except Exception:
+            os.remove(path)
+            return None
+        os.utime(path)  # recently used
+        return latent
+
+    def put(self, key: str, latent: GanLatent) -> None:
+        try:
+            save_latents(latent, self._path(key))
+            self._prune()
+        except OSError:  # a full or read-only cache folder must not fail a render
+            pass
+
+    def _prune(self) -> None:
+        entries = []
+        for name in os.listdir(self.folder):
+            if name.endswith(".safetensors") and not name.startswith(".tmp-"):
+                stat = os.stat(os.path.join(self.folder, name))
+                entries.append((stat.st_mtime, stat.st_size, name))
+        total = sum(size for _, size, _ in entries)
+        for _, size, name in sorted(entries):
+            if total <= self.max_bytes:
+                break
+            os.remove(os.path.join(self.folder, name))
+            total -= size

@@ -1,0 +1,219 @@
+"""REFERENCE: images that steer inversion and resynthesis, and the maths of each mode.
+
+- ``loss_pull``: while inverting, the output is also pulled toward the references' features (the
+  mean over the references of LPIPS, D or pixel features), with weight ``strength``;
+- ``latent_anchor``: the references are inverted once; the chosen layers of every frame's latent
+  are pulled toward the references' mean latent (and, with ``start``, begin there);
+- ``style_mix``: at synthesis the chosen layers are blended toward the references' mean latent by
+  ``strength`` (1 = replaced). Used by Resynthesize; Invert ignores it.
+
+Layers are the rows of ``ws [B, num_ws, w_dim]``, chosen by group (``all``, ``coarse``,
+``middle``, ``fine``) or by indices (``0-5,8``); see :func:`layer_groups`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import torch
+
+from . import losses
+from .errors import error
+
+MODES = ("loss_pull", "latent_anchor", "style_mix")
+PULL_DISTANCES = ("lpips_vgg", "lpips_alex", "d_features", "l1", "l2")
+LAYER_GROUPS = ("all", "coarse", "middle", "fine")
+
+
+# ----------------------------------------------------------------------------------------------
+# Layers.
+
+
+def layer_groups(num_ws: int, resolution: int | None = None) -> dict[str, list[int]]:
+    """Which rows of ws are ``coarse``, ``middle`` and ``fine``.
+
+    StyleGAN2 (``num_ws == 2 * log2(resolution) - 2``): by the resolution each row styles, as in
+    the StyleGAN paper: coarse 4-8 px, middle 16-32 px, fine 64 px and up. Otherwise (StyleGAN3,
+    or models of 32 px and less where that leaves a group empty): split like FFHQ's 18 rows,
+    4 / 4 / 10, scaled to ``num_ws``.
+
+    >>> layer_groups(18, 1024)["middle"], layer_groups(10, 64)["fine"]
+    ([4, 5, 6, 7], [8, 9])
+    """
+    rows = list(range(num_ws))
+    if resolution and num_ws == 2 * int(resolution).bit_length() - 4 and num_ws > 8:
+        coarse_end, middle_end = 4, 8  # row 2k-1..2k+1 style the block at 2^(k+2) px
+    else:
+        coarse_end = max(1, round(num_ws * 4 / 18))
+        middle_end = max(coarse_end + 1, round(num_ws * 8 / 18))
+    return {
+        "all": rows,
+        "coarse": rows[:coarse_end],
+        "middle": rows[coarse_end:middle_end],
+        "fine": rows[middle_end:],
+    }
+
+
+def parse_layers(text: str, num_ws: int, resolution: int | None = None) -> list[int]:
+    """``all`` / ``coarse`` / ``middle`` / ``fine`` (combinable with commas) or indices and
+    ranges like ``0-5,8`` -> sorted row indices, checked against ``num_ws``.
+
+    >>> parse_layers("0-2,8", 10), parse_layers("coarse,fine", 10, 64)
+    ([0, 1, 2, 8], [0, 1, 2, 3, 8, 9])
+    """
+    groups = layer_groups(num_ws, resolution)
+    chosen: set[int] = set()
+    for part in filter(None, (p.strip().lower() for p in (text or "all").split(","))):
+        if part in groups:
+            chosen.update(groups[part])
+            continue
+        first, sep, last = part.partition("-")
+        if not first.strip().isdigit() or (sep and not last.strip().isdigit()):
+            raise error(
+                f"layers: cannot read {part!r}; use all, coarse, middle, fine or indices like "
+                "0-5,8",
+                input="layers",
+            )
+        lo, hi = int(first), int(last) if sep else int(first)
+        if lo > hi or hi >= num_ws:
+            raise error(
+                f"layers: {part!r} is outside this model's rows 0-{num_ws - 1}", input="layers"
+            )
+        chosen.update(range(lo, hi + 1))
+    if not chosen:
+        raise error(f"layers: {text!r} chooses no rows of this model's {num_ws}", input="layers")
+    return sorted(chosen)
+
+
+# ----------------------------------------------------------------------------------------------
+# The REFERENCE type.
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceItem:
+    """One ReferenceBlend node: ``images [N, H, W, 3]`` display-referred [0, 1] (CPU)."""
+
+    images: torch.Tensor
+    mode: str
+    strength: float = 1.0
+    layers: str = "all"
+    distance: str = "lpips_vgg"  # loss_pull's feature distance
+    start: bool = False  # latent_anchor: the first frame starts from the anchor
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise error(f"unknown reference mode {self.mode!r}; expected one of {MODES}")
+        if self.distance not in PULL_DISTANCES:
+            raise error(
+                f"unknown pull distance {self.distance!r}; expected one of {PULL_DISTANCES}"
+            )
+        images = self.images
+        if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[-1] < 3:
+            shape = list(images.shape) if isinstance(images, torch.Tensor) else type(images)
+            raise error(
+                f"references must be an IMAGE [N, H, W, 3], got {shape}", input="references"
+            )
+        if not torch.isfinite(images).all():
+            raise error("references contain NaN or Inf pixels", input="references")
+        object.__setattr__(self, "images", images[..., :3].detach().float().cpu().contiguous())
+
+    def digest(self) -> str:
+        return hashlib.sha256(
+            self.images.numpy().tobytes() + str(self.images.shape).encode()
+        ).hexdigest()
+
+    def describe(self) -> dict:
+        return {
+            "mode": self.mode,
+            "strength": self.strength,
+            "layers": self.layers,
+            "distance": self.distance,
+            "start": self.start,
+            "images": {"count": int(self.images.shape[0]), "sha256": self.digest()},
+        }
+
+
+@dataclass(frozen=True)
+class Reference:
+    """An ordered tuple of :class:`ReferenceItem`; ReferenceBlend nodes chain by ``with_item``."""
+
+    items: tuple[ReferenceItem, ...] = ()
+
+    def with_item(self, item: ReferenceItem) -> Reference:
+        return Reference((*self.items, item))
+
+    def of_mode(self, mode: str) -> list[ReferenceItem]:
+        return [item for item in self.items if item.mode == mode]
+
+    def describe(self) -> list[dict]:
+        return [item.describe() for item in self.items]
+
+    def fingerprint(self, modes: tuple[str, ...] = MODES) -> str:
+        chosen = [d for d in self.describe() if d["mode"] in modes]
+        return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------
+# The maths of each mode.
+
+
+def anchor_penalty(ws: torch.Tensor, anchor: torch.Tensor, rows: list[int]) -> torch.Tensor:
+    """Mean squared distance of the chosen rows of ``ws [B, L, D]`` to ``anchor [L, D]`` -> ``[]``.
+
+    >>> anchor_penalty(torch.ones(2, 4, 3), torch.zeros(4, 3), [0, 1])
+    tensor(1.)
+    """
+    return (ws[:, rows].float() - anchor[rows].to(ws.device).float()).square().mean()
+
+
+def style_mix(
+    ws: torch.Tensor, reference_ws: torch.Tensor, rows: list[int], strength: float
+) -> torch.Tensor:
+    """``ws [B, L, D]`` with the chosen rows moved toward ``reference_ws [L, D]`` by ``strength``
+    (0: unchanged, 1: replaced; beyond 1 extrapolates).
+
+    >>> style_mix(torch.zeros(1, 3, 2), torch.ones(3, 2), [1], 0.5)[0, :, 0]
+    tensor([0.0000, 0.5000, 0.0000])
+    """
+    out = ws.clone()
+    target = reference_ws.to(ws.device, ws.dtype)[rows]
+    out[:, rows] = torch.lerp(ws[:, rows], target.expand_as(ws[:, rows]), float(strength))
+    return out
+
+
+class ReferencePull:
+    """The ``loss_pull`` distance of a batch of outputs to one item's references.
+
+    ``references [N, 3, R, R]`` in [-1, 1] at the model's size; features are averaged over the
+    references once. Call with outputs ``[B, 3, R, R]`` -> ``[]`` (mean over the batch).
+    """
+
+    def __init__(self, item: ReferenceItem, references: torch.Tensor, model, lpips_module=None):
+        self.item = item
+        self.model = model
+        self.lpips = lpips_module
+        with torch.no_grad():
+            self.features = [f.mean(0, keepdim=True) for f in self._features(references.float())]
+
+    def _features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        distance = self.item.distance
+        if distance in losses.LPIPS_NETS:
+            return losses.lpips_features(self.lpips, losses.resize_for_loss(images, 256))
+        if distance == "d_features":
+            return losses.discriminator_features(self.model.discriminator, images)
+        return [images]
+
+    def __call__(self, outputs: torch.Tensor) -> torch.Tensor:
+        outputs = outputs.float()
+        distance = self.item.distance
+        if distance in losses.LPIPS_NETS:
+            x = losses.resize_for_loss(outputs, 256)
+            return losses.lpips_distance(self.lpips, x, None, None, self.features).mean()
+        if distance == "d_features":
+            fx = self._features(outputs)
+            fy = [f.expand_as(a) for f, a in zip(self.features, fx, strict=True)]
+            return losses.feature_distance(fx, fy).mean()
+        diff = outputs - self.features[0]
+        return (diff.abs() if distance == "l1" else diff.square()).mean()
