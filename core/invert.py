@@ -64,10 +64,10 @@ class InvertSettings:
     learning_rate: float = 0.0
     fit: str = "stretch"
     warm_steps: int = 0
-    stall_steps: int = (
-        20  # fast: stop a batch when the loss improved < stall_tolerance in this many
-    )
-    stall_tolerance: float = 0.003  # relative
+    # fast: a batch stops when its best loss improved by less than stall_tolerance (relative)
+    # over the last stall_steps steps
+    stall_steps: int = 20
+    stall_tolerance: float = 0.01
 
     def __post_init__(self) -> None:
         checks = [

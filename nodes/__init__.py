@@ -3,11 +3,23 @@
 from .color_nodes import OCIOTransform
 from .exr_nodes import LoadEXRSequence, SaveEXRSequence
 from .gan_nodes import LoadGAN
+from .invert_nodes import (
+    InvertNode,
+    LoadLatentsNode,
+    LossMixNode,
+    ReferenceBlendNode,
+    SaveLatentsNode,
+)
 
 NODE_CLASS_MAPPINGS = {
     "LM_LoadEXRSequence": LoadEXRSequence,
     "LM_SaveEXRSequence": SaveEXRSequence,
     "LM_OCIOTransform": OCIOTransform,
     "LM_LoadGAN": LoadGAN,
+    "LM_LossMix": LossMixNode,
+    "LM_ReferenceBlend": ReferenceBlendNode,
+    "LM_Invert": InvertNode,
+    "LM_SaveLatents": SaveLatentsNode,
+    "LM_LoadLatents": LoadLatentsNode,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {key: cls.DISPLAY_NAME for key, cls in NODE_CLASS_MAPPINGS.items()}

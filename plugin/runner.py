@@ -210,6 +210,9 @@ def _execute(node: GraphNode, node_class, results: dict) -> tuple[tuple, dict | 
             kwargs[name] = input_options(spec)["default"]
         elif required:
             raise error("required input is not set or connected", input=name)
+    for name, kind in node_class.INPUT_TYPES().get("hidden", {}).items():
+        if kind == "UNIQUE_ID":  # as ComfyUI passes it: the node's id in the graph
+            kwargs[name] = node.id
     instance = node_class()
     returned = getattr(instance, node_class.FUNCTION)(**kwargs)
     if isinstance(returned, dict):
