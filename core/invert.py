@@ -165,6 +165,10 @@ class _Run:
     pulls: list[ReferencePull] = field(default_factory=list)
     anchors: list[tuple[torch.Tensor, list[int], float]] = field(default_factory=list)
     history: dict[str, list[float]] = field(default_factory=dict)
+    batch_starts: list[int] = field(default_factory=list)  # history rows where a batch began
+
+    def begin_batch(self) -> None:
+        self.batch_starts.append(len(self.history.get("total", [])))
 
     def randn(self, *shape) -> torch.Tensor:
         return torch.randn(*shape, generator=self.generator).to(self.model.device)
@@ -272,6 +276,7 @@ def _invert_classic_frame(run: _Run, index: int, start: torch.Tensor):
     """One frame, NVlabs' recipe. ``start [1, L or 1, D]``. Returns (ws [1, L, D], noise, loss)."""
     model, settings = run.model, run.settings
     _, w_spread = w_statistics(model)
+    run.begin_batch()
     rows = 1 if settings.space == "w" else model.num_ws
     w_opt = start.detach().clone()[:, :rows].contiguous().requires_grad_(True)
     noise = {
@@ -333,6 +338,7 @@ def _invert_fast_batch(run: _Run, batch: _Batch, noise: dict[str, torch.Tensor] 
     Returns ws ``[B, L, D]``."""
     model, settings = run.model, run.settings
     steps = settings.steps if batch.cold else settings.steps_when_warm
+    run.begin_batch()
     w_opt = batch.start.detach().clone().contiguous().requires_grad_(True)
     params = [w_opt] + (list(noise.values()) if noise else [])
     optimiser = torch.optim.Adam(params, betas=(0.9, 0.999), lr=settings.lr)
@@ -517,6 +523,7 @@ def invert(
         info={
             "seconds": seconds,
             "steps_run": run.progress.done,
+            "batch_starts": run.batch_starts,
             "settings": asdict(settings),
             "lpips_random_backbone": bool(allow_random_backbone),
         },

@@ -303,7 +303,9 @@ class InvertNode:
         title = f"Invert {unique_id or ''}: {len(latent)} frames, {latent.schedule}, {latent.space}"
         if result.cached:
             title += " (cached)"
-        plot = loss_curve_image(latent.history, title=title)
+        plot = loss_curve_image(
+            latent.history, title=title, boundaries=latent.info.get("batch_starts")
+        )
         shown = host.show_plot(plot, f"invert_loss_{unique_id or 'node'}")
         output = (latent, _to_nhwc(result.reconstruction))
         return {"ui": {"images": shown}, "result": output} if shown else output

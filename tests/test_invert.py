@@ -126,6 +126,7 @@ def test_progress_interrupt_and_frames(demo_model, demo_faces):
     assert len(steps) == result.latent.info["steps_run"]
     assert frames[-1] == (3, 3) and frames[0] == (1, 3)  # the first frame alone, then a batch
     assert result.latent.frames == [1001, 1002, 1005]
+    assert result.latent.info["batch_starts"] == [0, 20]  # for the plot's batch lines
 
     class Stop(Exception):
         pass
