@@ -385,7 +385,7 @@ def _load_pull_modules(item, evaluator: LossEvaluator, model):
 
 def _reference_targets(item, model) -> torch.Tensor:
     """An item's references fitted (centre crop) to the model: ``[N, 3, R, R]`` in [-1, 1]."""
-    images = item.images.permute(0, 3, 1, 2).to(model.device)
+    images = item.images.permute(0, 3, 1, 2).to(model.device).clone()
     plan = fitting.plan_fit("crop", images.shape[-2], images.shape[-1], model.resolution)
     return fitting.apply_fit(images, plan) * 2 - 1
 
@@ -421,12 +421,16 @@ def _reference_mix(mix: LossMix | None, settings: InvertSettings) -> LossMix | N
 def _fit_mix(mix: LossMix, plan: fitting.Fit) -> LossMix:
     """Masks drawn on the plate, fitted like the images."""
     terms = [
-        t if t.mask is None else replace(t, mask=fitting.apply_fit_to_mask(t.mask, plan))
+        t if t.mask is None else replace(t, mask=fitting.apply_fit_to_mask(t.mask.clone(), plan))
         for t in mix
     ]
     return LossMix(tuple(terms))
 
 
+# ComfyUI runs nodes under torch.inference_mode(); optimising needs autograd, and tensors made in
+# inference mode (the IMAGE, MASK and latents on the wires) are cloned into ordinary ones below.
+@torch.inference_mode(False)
+@torch.enable_grad()
 def invert(
     model,
     images: torch.Tensor,
@@ -464,7 +468,7 @@ def invert(
     mix = mix if mix is not None else default_mix(settings)
 
     plan = fitting.plan_fit(settings.fit, images.shape[-2], images.shape[-1], model.resolution)
-    plate = images.float()
+    plate = images.float().clone()
     targets = fitting.apply_fit(plate.to(model.device), plan) * 2 - 1
 
     key = None
@@ -569,7 +573,7 @@ def _start_from_init(init: GanLatent, model, count: int) -> torch.Tensor:
         )
     if len(init) not in (1, count):
         raise error(f"init_latent has {len(init)} frames; give 1 or {count}", input="init_latent")
-    return init.ws.to(model.device).float()
+    return init.ws.to(model.device).float().clone()
 
 
 def _initial(run: _Run, start: torch.Tensor | None, index: int, classic: bool) -> torch.Tensor:

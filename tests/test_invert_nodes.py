@@ -165,3 +165,26 @@ def test_a_graph_with_invert_runs_headless_and_reuses_its_latents(host, plate, t
     second = LoadLatentsNode().load(latents)[0]
     assert torch.equal(second.ws, first.ws)
     assert second.info == first.info  # the cached entry, not a new run's timings
+
+
+def test_nodes_work_under_comfyuis_inference_mode(host, demo_faces):
+    """ComfyUI runs every node inside torch.inference_mode(); Invert still optimises."""
+    from latentmirror.core.gan import load_gan
+    from latentmirror.plugin.host import BUNDLED_MODELS
+
+    images, _ = demo_faces
+    with torch.inference_mode():
+        model = load_gan(f"{BUNDLED_MODELS}/gan/latentmirror-demo-faces-64.safetensors")
+        frames = nhwc(images[:2]).clone()  # an inference tensor, as on ComfyUI's wires
+        (mix,) = LossMixNode().build("l2", 1.0, mask=torch.ones(1, 64, 64))
+        (mix,) = LossMixNode().build("temporal", 0.1, loss_mix=mix)
+        (ref,) = ReferenceBlendNode().build(frames[1:], "loss_pull", 0.5, "all", distance="l2")
+        (ref,) = ReferenceBlendNode().build(frames[1:], "latent_anchor", 0.5, "coarse", ref)
+        latent, _ = InvertNode().run(
+            model, frames, "w_plus_noise", 10, "fast", 0, loss_mix=mix, reference=ref, cache=False
+        )
+        again, recon = InvertNode().run(
+            model, frames, "w_plus", 10, "fast", 0, loss_mix=mix, init_latent=latent, cache=False
+        )
+    assert latent.history["total"][-1] < latent.history["total"][0]
+    assert recon.shape == (2, 64, 64, 3) and torch.isfinite(again.ws).all()

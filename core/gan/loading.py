@@ -53,6 +53,7 @@ class _Spec:
 # Public API.
 
 
+@torch.inference_mode(False)  # ComfyUI runs nodes in inference mode; Invert needs autograd
 def load_gan(path: str | os.PathLike, device: str | torch.device = "cpu") -> GanModel:
     """Load a StyleGAN2/3 generator (and discriminator, when the file has one).
 
