@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import error
+from .losses import resize_to
 
 FIT_MODES = ("stretch", "crop", "pad")
 
@@ -71,12 +72,7 @@ def plan_fit(mode: str, height: int, width: int, resolution: int) -> Fit:
 
 
 def _resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Area when shrinking (no aliasing), bicubic when growing; unchanged when the size matches."""
-    if tuple(images.shape[-2:]) == tuple(size):
-        return images
-    if images.shape[-2] >= size[0] and images.shape[-1] >= size[1]:
-        return F.interpolate(images, size=size, mode="area")
-    return F.interpolate(images, size=size, mode="bicubic", align_corners=False)
+    return resize_to(images, size, upsample="bicubic")  # bicubic: GAN output grown to plate size
 
 
 def _pad_reflect(images: torch.Tensor, fit: Fit) -> torch.Tensor:

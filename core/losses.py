@@ -300,13 +300,16 @@ def resize_for_loss(images: torch.Tensor, resolution: int) -> torch.Tensor:
     return F.interpolate(images, size=size, mode="area")
 
 
-def resize_to(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``[B, C, H, W]`` -> ``[B, C, *size]``: area when shrinking, bilinear when growing."""
+def resize_to(
+    images: torch.Tensor, size: tuple[int, int], upsample: str = "bilinear"
+) -> torch.Tensor:
+    """``[B, C, H, W]`` -> ``[B, C, *size]``: area when shrinking (no aliasing), ``upsample``
+    (bilinear or bicubic) when growing; unchanged when the size matches."""
     if tuple(images.shape[-2:]) == tuple(size):
         return images
     if images.shape[-2] >= size[0] and images.shape[-1] >= size[1]:
         return F.interpolate(images, size=size, mode="area")
-    return F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+    return F.interpolate(images, size=size, mode=upsample, align_corners=False)
 
 
 def resize_mask(
