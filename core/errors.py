@@ -66,3 +66,11 @@ def context(**where) -> Iterator[None]:
         yield
     except LatentmirrorError as exc:
         raise exc.at(**where) from exc.__cause__
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for a device running out of memory (torch raises OutOfMemoryError, older paths a
+    RuntimeError saying so)."""
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()

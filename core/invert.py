@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 
 from . import fit as fitting
-from .errors import LatentmirrorError, error
+from .errors import LatentmirrorError, error, is_out_of_memory
 from .latents import SPACES, GanLatent, LatentCache, cache_key, tensor_digest
 from .losses import LPIPS_NETS, LossEvaluator, LossMix
 from .reference import Reference, ReferencePull, anchor_penalty, parse_layers
@@ -256,10 +256,6 @@ def _synthesise(model, ws: torch.Tensor, noise: dict[str, torch.Tensor] | None) 
 def _expand(ws_param: torch.Tensor, num_ws: int) -> torch.Tensor:
     """The optimised tensor ``[B, 1 or num_ws, D]`` as ws ``[B, num_ws, D]``."""
     return ws_param.expand(-1, num_ws, -1) if ws_param.shape[1] == 1 else ws_param
-
-
-def _is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -631,9 +627,9 @@ def _run_fast(run: _Run, start):
         try:
             ws = _invert_fast_batch(run, _Batch(indices, batch_start, cold, explore), noise, prev)
         except (torch.OutOfMemoryError, RuntimeError) as exc:
-            if isinstance(exc, LatentmirrorError) or not _is_out_of_memory(exc):
+            if isinstance(exc, LatentmirrorError) or not is_out_of_memory(exc):
                 raise
-            batch_size = _halve_batch(size, model)
+            batch_size = halve_batch_after_oom(size, model)
             continue
         with torch.no_grad():
             output = _synthesise(model, ws, noise)
@@ -647,12 +643,12 @@ def _run_fast(run: _Run, start):
     return torch.cat(batches), noise, frame_loss
 
 
-def _halve_batch(size: int, model) -> int:
+def halve_batch_after_oom(size: int, model) -> int:
     """After running out of device memory: the next batch size, or a clear error at one frame."""
     if size == 1:
         raise error(
-            f"out of device memory inverting one {model.resolution} px frame; use dtype float16 "
-            "or bfloat16, a smaller model, or a device with more memory",
+            f"out of device memory with one {model.resolution} px frame; use dtype float16 or "
+            "bfloat16, a smaller model, or a device with more memory",
             input="batch_size",
         ) from None
     if torch.cuda.is_available():
@@ -670,23 +666,10 @@ def _per_frame_loss(run: _Run, output, indices, ws, noise) -> list[float]:
 
 
 def reconstruct(model, latent: GanLatent, plate: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
-    """The latents' images at plate size, display-referred [0, 1] ``[B, 3, H, W]`` (CPU).
+    """The latents' images at plate size, display-referred [0, 1] ``[B, 3, H, W]`` (CPU): plain
+    resynthesis with the noise the inversion used."""
+    from .resynth import ResynthSettings, resynthesize
 
-    The generator's overshoot beyond [-1, 1] is clipped: the IMAGE wire is [0, 1] display.
-    """
-    out, start = [], 0
-    while start < len(latent):
-        chunk = slice(start, start + batch_size)
-        noise = {k: v[chunk].to(model.device) for k, v in (latent.noise or {}).items()} or None
-        try:
-            with torch.no_grad():
-                images = _synthesise(model, latent.ws[chunk].to(model.device), noise).float()
-        except (torch.OutOfMemoryError, RuntimeError) as exc:
-            if isinstance(exc, LatentmirrorError) or not _is_out_of_memory(exc):
-                raise
-            batch_size = _halve_batch(min(batch_size, len(latent) - start), model)
-            continue
-        images = ((images + 1) / 2).clamp(0, 1)
-        out.append(fitting.undo_fit(images, latent.fit, plate[chunk].to(images.device)).cpu())
-        start += images.shape[0]
-    return torch.cat(out)
+    noise_mode = "stored" if latent.noise else "const"
+    settings = ResynthSettings(noise_mode=noise_mode, batch_size=batch_size)
+    return resynthesize(model, latent, settings, plate=plate)
