@@ -63,6 +63,7 @@ class InvertSettings:
     warm_start: bool = True
     learning_rate: float = 0.0
     fit: str = "stretch"
+    tile_overlap: int = 0  # fit "tiles": pixels neighbouring tiles share; 0 = a quarter tile
     warm_steps: int = 0
     # fast: a batch stops when its best loss improved by less than stall_tolerance (relative)
     # over the last stall_steps steps
@@ -166,6 +167,8 @@ class _Run:
     anchors: list[tuple[torch.Tensor, list[int], float]] = field(default_factory=list)
     history: dict[str, list[float]] = field(default_factory=dict)
     batch_starts: list[int] = field(default_factory=list)  # history rows where a batch began
+    mask_rows: list[int] | None = None  # the masks' row of each target (tiles); None: the same
+    target_views: dict = field(default_factory=dict)
 
     def begin_batch(self) -> None:
         self.batch_starts.append(len(self.history.get("total", [])))
@@ -184,13 +187,22 @@ class _Run:
             if len(values_list) < length:
                 values_list.append(math.nan)
 
+    def _target(self, first: int, end: int) -> torch.Tensor:
+        """The same tensor for the same frames at every step, so the evaluator keeps the
+        target's LPIPS/D features instead of recomputing them."""
+        key = (id(self.targets), first, end)
+        if key not in self.target_views:
+            self.target_views[key] = self.targets[first:end]
+        return self.target_views[key]
+
     def loss(self, output, indices, ws, noise, prev) -> tuple[torch.Tensor, dict[str, float]]:
         """The mix plus the references' pulls and anchors, for frames ``indices``."""
-        target = self.targets[indices[0] : indices[-1] + 1]
+        target = self._target(indices[0], indices[-1] + 1)
         prev_out, prev_tgt = prev if prev is not None else (None, None)
+        rows = [self.mask_rows[i] for i in indices] if self.mask_rows is not None else indices
         total, values = self.evaluator(
             output, target, ws=ws, noise=noise, prev_output=prev_out, prev_target=prev_tgt,
-            mask_indices=indices,
+            mask_indices=rows,
         )  # fmt: skip
         extra = {}
         for i, pull in enumerate(self.pulls):
@@ -414,13 +426,17 @@ def _reference_mix(mix: LossMix | None, settings: InvertSettings) -> LossMix | N
     return LossMix(tuple(kept)) if kept else None
 
 
-def _fit_mix(mix: LossMix, plan: fitting.Fit) -> LossMix:
-    """Masks drawn on the plate, fitted like the images."""
-    terms = [
-        t if t.mask is None else replace(t, mask=fitting.apply_fit_to_mask(t.mask.clone(), plan))
-        for t in mix
-    ]
-    return LossMix(tuple(terms))
+def _fit_mix(mix: LossMix, plan: fitting.Fit, frames: int) -> LossMix:
+    """Masks drawn on the plate, fitted like the images. For tiles every mask gets a row per
+    frame first, so its rows line up with the images (frame-major tiles)."""
+
+    def fitted(mask: torch.Tensor) -> torch.Tensor:
+        mask = mask.clone()
+        if plan.mode == "tiles" and mask.shape[0] == 1:
+            mask = mask.expand(frames, -1, -1)
+        return fitting.apply_fit_to_mask(mask, plan)
+
+    return LossMix(tuple(t if t.mask is None else replace(t, mask=fitted(t.mask)) for t in mix))
 
 
 # ComfyUI runs nodes under torch.inference_mode(); optimising needs autograd, and tensors made in
@@ -463,7 +479,10 @@ def invert(
     mix_given = mix
     mix = mix if mix is not None else default_mix(settings)
 
-    plan = fitting.plan_fit(settings.fit, images.shape[-2], images.shape[-1], model.resolution)
+    plan = fitting.plan_fit(
+        settings.fit, images.shape[-2], images.shape[-1], model.resolution, settings.tile_overlap
+    )
+    tiles = plan.tile_count  # images per frame: 1, or the tiles of a "tiles" fit
     plate = images.float().clone()
     targets = fitting.apply_fit(plate.to(model.device), plan) * 2 - 1
 
@@ -476,20 +495,20 @@ def invert(
             init=tensor_digest(init.ws) if init is not None else None,
         )  # fmt: skip
         hit = cache.get(key)
-        if hit is not None and hit.ws.shape[0] == len(frames):
+        if hit is not None and hit.ws.shape[0] == len(frames) * tiles:
             recon = reconstruct(model, hit, plate)
             if callbacks.on_frame:
                 callbacks.on_frame(len(frames), len(frames))
             return InvertResult(hit, recon, cached=True)
 
     evaluator = LossEvaluator(
-        _fit_mix(mix, plan), model, lpips_folders=lpips_folders, device=model.device,
+        _fit_mix(mix, plan, len(frames)), model, lpips_folders=lpips_folders, device=model.device,
         allow_random_backbone=allow_random_backbone,
     )  # fmt: skip
-    planned = _planned_steps(settings, len(frames))
+    planned = _planned_steps(settings, len(frames)) * tiles
     run = _Run(
         model, settings, evaluator, targets, torch.Generator().manual_seed(settings.seed),
-        _Progress(callbacks, planned, len(frames)),
+        _Progress(callbacks, planned, len(frames) * tiles),
     )  # fmt: skip
     ref_kwargs = dict(
         mix=_reference_mix(mix_given, settings), lpips_folders=lpips_folders,
@@ -497,20 +516,17 @@ def invert(
     )  # fmt: skip
     start = _setup_references(run, reference, settings, ref_kwargs)
     if init is not None:
-        start = _start_from_init(init, model, len(frames))
+        start = _start_from_init(init, model, len(frames) * tiles)
 
     began = time.perf_counter()
-    if settings.schedule == "classic":
-        ws, noise, frame_loss = _run_classic(run, start)
-    else:
-        ws, noise, frame_loss = _run_fast(run, start)
+    ws, noise, frame_loss = _run_streams(run, start, tiles)
     seconds = time.perf_counter() - began
 
     latent = GanLatent(
         ws=ws.float().cpu(),
         space=settings.space,
         model_hash=model.content_hash,
-        frames=frames,
+        frames=[f for f in frames for _ in range(tiles)],
         fit=plan,
         noise={k: v.float().cpu() for k, v in noise.items()} if noise else None,
         schedule=settings.schedule,
@@ -531,6 +547,34 @@ def invert(
     if cache is not None:
         cache.put(key, latent)
     return InvertResult(latent, reconstruct(model, latent, plate), cached=False)
+
+
+def _run_streams(run: _Run, start: torch.Tensor | None, streams: int):
+    """The schedule over ``streams`` interleaved sequences (the tiles of a "tiles" fit: tile j
+    of every frame is one sequence, warm-started and linked in time on its own), results put
+    back in frame-major order."""
+    schedule = _run_classic if run.settings.schedule == "classic" else _run_fast
+    if streams == 1:
+        return schedule(run, start)
+    count = run.targets.shape[0] // streams
+    parts = []
+    for j in range(streams):
+        rows = [i * streams + j for i in range(count)]
+        stream = replace(run, targets=run.targets[rows], mask_rows=rows)
+        stream_start = start[rows] if start is not None and start.shape[0] > 1 else start
+        parts.append(schedule(stream, stream_start))
+    order = torch.tensor([i * streams + j for j in range(streams) for i in range(count)])
+    inverse = torch.argsort(order)  # stream-major results -> frame-major
+
+    def interleave(tensors):
+        return torch.cat(tensors)[inverse.to(tensors[0].device)]
+
+    ws = interleave([p[0] for p in parts])
+    noise = None
+    if parts[0][1]:
+        noise = {k: interleave([p[1][k] for p in parts]) for k in parts[0][1]}
+    losses = [x for p in parts for x in p[2]]
+    return ws, noise, [losses[i] for i in inverse.tolist()]
 
 
 def _planned_steps(settings: InvertSettings, count: int) -> int:
