@@ -178,7 +178,9 @@ def prepare_latents(model, latent: GanLatent, settings: ResynthSettings, referen
             latent.model_hash[:12],
             model.content_hash[:12],
         )
-    ws = smooth_latents(latent.ws.float(), settings.temporal_smoothing)
+    tiles = latent.fit.tile_count  # smooth each tile's sequence: frames are rows of T tiles
+    by_frame = latent.ws.float().reshape(-1, tiles, latent.num_ws, latent.w_dim)
+    ws = smooth_latents(by_frame, settings.temporal_smoothing).reshape(latent.ws.shape)
     if settings.truncation != 1.0:
         rows = parse_layers(settings.truncation_layers, model.num_ws, model.resolution)
         ws = truncate(ws, model.w_avg.detach().float().cpu(), settings.truncation, rows)
@@ -203,24 +205,27 @@ def resynthesize(
     from .invert import halve_batch_after_oom
 
     ws = prepare_latents(model, latent, settings, reference, **reference_kwargs)
-    if plate is not None and plate.shape[0] not in (1, len(latent)):
-        raise error(f"plate has {plate.shape[0]} frames, the latents {len(latent)}", input="plate")
+    tiles = latent.fit.tile_count  # images per frame
+    frames = len(latent) // tiles
+    if plate is not None and plate.shape[0] not in (1, frames):
+        raise error(f"plate has {plate.shape[0]} frames, the latents {frames}", input="plate")
     out: list[torch.Tensor] = []
-    start, batch = 0, settings.batch_size
-    while start < len(latent):
-        indices = list(range(start, min(start + batch, len(latent))))
+    start, batch = 0, settings.batch_size  # in frames
+    while start < frames:
+        chosen = list(range(start, min(start + batch, frames)))
+        indices = [f * tiles + t for f in chosen for t in range(tiles)]
         try:
             images = _synthesise_batch(model, latent, ws, indices, settings)
         except (torch.OutOfMemoryError, RuntimeError) as exc:
             if isinstance(exc, LatentmirrorError) or not is_out_of_memory(exc):
                 raise
-            batch = halve_batch_after_oom(min(batch, len(latent) - start), model)
+            batch = halve_batch_after_oom(len(chosen), model)
             continue
-        out.append(_to_output(images, latent, indices, settings, plate))
-        start += len(indices)
+        out.append(_to_output(images, latent, chosen, settings, plate))
+        start += len(chosen)
         if on_frame:
-            on_frame(start, len(latent))
-        if check_interrupt and start < len(latent):
+            on_frame(start, frames)
+        if check_interrupt and start < frames:
             check_interrupt()
     return torch.cat(out)
 
@@ -232,12 +237,13 @@ def _synthesise_batch(model, latent, ws, indices, settings) -> torch.Tensor:
     return ((images.float() + 1) / 2).clamp(0, 1)
 
 
-def _to_output(images, latent: GanLatent, indices, settings, plate) -> torch.Tensor:
-    if settings.output_size == "model":
+def _to_output(images, latent: GanLatent, frames, settings, plate) -> torch.Tensor:
+    """A batch's images at the model's size (tiles: merged, at plate scale) or at plate size."""
+    if settings.output_size == "model" and latent.fit.mode != "tiles":
         return images.cpu()
     background = None
     if plate is not None:
-        rows = indices if plate.shape[0] > 1 else [0]
+        rows = frames if plate.shape[0] > 1 else [0]
         background = plate[rows].to(images.device).float()
     # bicubic growth overshoots a little at edges: clip again, the wire is [0, 1]
     return fitting.undo_fit(images, latent.fit, background).clamp(0, 1).cpu()

@@ -68,3 +68,39 @@ def test_unknown_fit_and_wrong_size_are_errors():
         plan_fit("squash", 10, 10, 8)
     with pytest.raises(LatentmirrorError, match="planned for 10x10"):
         apply_fit(torch.zeros(1, 3, 12, 12), plan_fit("crop", 10, 10, 8))
+
+
+def test_tiles_cover_the_plate_with_overlap_and_merge_back_exactly():
+    from latentmirror.core.fit import merge_tiles, split_tiles, tile_positions
+
+    plan = plan_fit("tiles", 144, 256, 64)
+    tops, lefts = tile_positions(plan)
+    assert plan.overlap == 16 and plan.tile_count == len(tops) * len(lefts) == 15
+    assert tops[0] == lefts[0] == 0 and tops[-1] + 64 == 144 and lefts[-1] + 64 == 256
+    assert all(b - a <= 64 - 16 for a, b in zip(lefts, lefts[1:], strict=False))  # overlap kept
+    plate = torch.rand(2, 3, 144, 256, generator=torch.Generator().manual_seed(3))
+    tiles = split_tiles(plate, plan)
+    assert tiles.shape == (30, 3, 64, 64)
+    assert torch.equal(tiles[16], plate[1, :, 0:64, 48:112])  # frame-major: frame 1, tile 1
+    # no seam: blending the tiles of one image gives that image
+    assert torch.allclose(merge_tiles(tiles, plan), plate, atol=1e-6)
+    assert torch.allclose(undo_fit(apply_fit(plate, plan), plan), plate, atol=1e-6)
+
+
+def test_tile_seams_are_feathered_not_cut():
+    from latentmirror.core.fit import merge_tiles
+
+    plan = plan_fit("tiles", 64, 112, 64, overlap=16)  # two tiles side by side, sharing 16 px
+    tiles = torch.stack([torch.zeros(3, 64, 64), torch.ones(3, 64, 64)])
+    merged = merge_tiles(tiles, plan)[0, 0, 0]
+    overlap = merged[48:64]  # tile 0 covers 0-63, tile 1 covers 48-111
+    assert torch.all(overlap[1:] > overlap[:-1])  # a ramp, not a step
+    assert merged[:48].abs().max() == 0 and torch.all(merged[64:] == 1)
+
+
+def test_tiles_need_a_plate_as_large_as_the_model():
+    with pytest.raises(LatentmirrorError, match="at least as large as the model") as info:
+        plan_fit("tiles", 48, 200, 64)
+    assert info.value.where.input == "fit"
+    mask = apply_fit_to_mask(torch.ones(1, 144, 256), plan_fit("tiles", 144, 256, 64))
+    assert mask.shape == (15, 64, 64)

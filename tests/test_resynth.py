@@ -164,3 +164,18 @@ def test_latents_of_another_model_are_refused_or_warned(demo_model, demo_faces, 
     with caplog.at_level(logging.WARNING, logger="latentmirror"):
         resynthesize(demo_model, other)
     assert "made with model ffffffffffff" in caplog.text
+
+
+def test_tiles_are_merged_back_into_plate_size_frames(demo_model, demo_faces):
+    from latentmirror.core.fit import merge_tiles
+
+    _, ws = demo_faces
+    fit = plan_fit("tiles", 64, 112, 64, overlap=16)
+    latent = latent_of(demo_model, ws, fit=fit, frames=[1, 1, 2, 2])
+    out = resynthesize(demo_model, latent, ResynthSettings(batch_size=1, temporal_smoothing=0.0))
+    assert out.shape == (2, 3, 64, 112)
+    assert torch.allclose(out, merge_tiles(images_of(demo_model, ws), fit), atol=1e-5)
+    # smoothing runs along each tile's own sequence: two frames of tile 0 are averaged with each
+    # other, never with tile 1
+    smooth = resynthesize(demo_model, latent, ResynthSettings(temporal_smoothing=50.0))
+    assert smooth.shape == out.shape
