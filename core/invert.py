@@ -418,7 +418,7 @@ def reference_latent(model, item, settings: InvertSettings, **invert_kwargs) -> 
     return _REFERENCE_LATENTS[key]
 
 
-def _reference_mix(mix: LossMix | None, settings: InvertSettings) -> LossMix | None:
+def reference_mix(mix: LossMix | None) -> LossMix | None:
     """The plate's mix for inverting references: masks and the temporal term dropped."""
     if mix is None:
         return None
@@ -511,7 +511,7 @@ def invert(
         _Progress(callbacks, planned, len(frames) * tiles),
     )  # fmt: skip
     ref_kwargs = dict(
-        mix=_reference_mix(mix_given, settings), lpips_folders=lpips_folders,
+        mix=reference_mix(mix_given), lpips_folders=lpips_folders,
         allow_random_backbone=allow_random_backbone,
     )  # fmt: skip
     start = _setup_references(run, reference, settings, ref_kwargs)

@@ -151,11 +151,12 @@ def style_mix_latents(ws: torch.Tensor, model, reference: Reference | None, **in
     """``ws`` with every ``style_mix`` reference applied in chain order. The references are
     inverted once per model (see :func:`~.invert.reference_latent`); ``invert_kwargs``:
     ``reference_settings``, ``mix``, ``lpips_folders``, ``allow_random_backbone``."""
-    from .invert import InvertSettings, reference_latent
+    from .invert import InvertSettings, reference_latent, reference_mix
 
     if reference is None:
         return ws
     settings = invert_kwargs.pop("reference_settings", None) or InvertSettings()
+    invert_kwargs["mix"] = reference_mix(invert_kwargs.get("mix"))
     for item in reference.of_mode("style_mix"):
         rows = parse_layers(item.layers, model.num_ws, model.resolution)
         ref_ws = reference_latent(model, item, settings, **invert_kwargs)

@@ -10,6 +10,7 @@ from .invert_nodes import (
     ReferenceBlendNode,
     SaveLatentsNode,
 )
+from .resynth_nodes import ResynthesizeNode
 
 NODE_CLASS_MAPPINGS = {
     "LM_LoadEXRSequence": LoadEXRSequence,
@@ -21,5 +22,6 @@ NODE_CLASS_MAPPINGS = {
     "LM_Invert": InvertNode,
     "LM_SaveLatents": SaveLatentsNode,
     "LM_LoadLatents": LoadLatentsNode,
+    "LM_Resynthesize": ResynthesizeNode,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {key: cls.DISPLAY_NAME for key, cls in NODE_CLASS_MAPPINGS.items()}

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from ..core import color
+from ..core.errors import error
 from ..plugin.host import Host, current_host, preview_indices
 
 CATEGORY = "latentmirror"
+log = logging.getLogger("latentmirror")
 
 
 def to_numpy(image: torch.Tensor) -> np.ndarray:
@@ -20,6 +23,38 @@ def to_numpy(image: torch.Tensor) -> np.ndarray:
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+
+def to_nhwc(images: torch.Tensor) -> torch.Tensor:
+    """``[B, 3, H, W]`` (core's layout) -> ComfyUI's IMAGE ``[B, H, W, 3]`` float32 on the CPU."""
+    return images.permute(0, 2, 3, 1).contiguous().float().cpu()
+
+
+def display_pixels(
+    images: torch.Tensor, frames: list[int], node: str, input_name: str = "images"
+) -> torch.Tensor:
+    """IMAGE -> [B, 3, H, W] in [0, 1]. Values outside (a scene-linear plate wired straight in)
+    are clipped with a warning naming the frames, never silently."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[-1] < 3:
+        raise error("expected an IMAGE [B, H, W, 3]", input=input_name)
+    pixels = images[..., :3].permute(0, 3, 1, 2).float()  # [B, 3, H, W]
+    bad = torch.nonzero(~torch.isfinite(pixels).flatten(1).all(1)).flatten().tolist()
+    if bad:
+        raise error(
+            f"images have NaN or Inf pixels in frames {[frames[i] for i in bad][:10]}",
+            input=input_name,
+        )
+    outside = ((pixels < -0.01) | (pixels > 1.01)).flatten(1).any(1)
+    if outside.any():
+        listed = [frames[i] for i in torch.nonzero(outside).flatten().tolist()]
+        log.warning(
+            "%s: frames %s have values outside [0, 1] (max %.3g); clipped. GAN nodes expect "
+            "display-referred images: put an OCIO Transform to a display/view before them",
+            node,
+            listed[:10],
+            float(pixels.max()),
+        )
+    return pixels.clamp(0, 1)
 
 
 def frame_progress(host: Host, total: int, description: str) -> Callable[[int, int], None]:

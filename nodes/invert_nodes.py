@@ -8,30 +8,32 @@ import os
 import torch
 
 from ..core.errors import context, error
+from ..core.fit import FIT_MODES
 from ..core.invert import SCHEDULES, Callbacks, InvertSettings, invert
 from ..core.latents import SPACES, LatentCache, load_latents, save_latents
 from ..core.losses import TERMS, LossMix, LossTerm, parse_params
 from ..core.plot import loss_curve_image
 from ..core.reference import MODES, PULL_DISTANCES, Reference, ReferenceItem
 from ..plugin.host import current_host
-from .common import CATEGORY, choice_input, link_input, number_input, text_input
+from .common import (
+    CATEGORY,
+    choice_input,
+    display_pixels,
+    link_input,
+    number_input,
+    text_input,
+    to_nhwc,
+)
 
 log = logging.getLogger("latentmirror")
 
 FIT_TOOLTIP = (
     "How a plate that is not the model's square size is fitted: stretch (whole plate, aspect "
     "distorted, undone on output), crop (centre square; the sides are kept from the plate), pad "
-    "(plate centred in a square, the border mirrored; cropped away on output)."
+    "(plate centred in a square, the border mirrored; cropped away on output), tiles (plates "
+    "larger than the model: overlapping model-size tiles, each inverted, blended with feathered "
+    "seams; slower by the number of tiles)."
 )
-
-
-def _to_nchw(images: torch.Tensor) -> torch.Tensor:
-    """ComfyUI IMAGE ``[B, H, W, C]`` -> ``[B, 3, H, W]`` (RGB)."""
-    return images[..., :3].permute(0, 3, 1, 2).float()
-
-
-def _to_nhwc(images: torch.Tensor) -> torch.Tensor:
-    return images.permute(0, 2, 3, 1).contiguous().float().cpu()
 
 
 class LossMixNode:
@@ -239,7 +241,14 @@ class InvertNode:
                     max=10.0,
                     step=0.001,
                 ),  # fmt: skip
-                "fit": choice_input(("stretch", "crop", "pad"), FIT_TOOLTIP),
+                "fit": choice_input(FIT_MODES, FIT_TOOLTIP),
+                "tile_overlap": number_input(
+                    "INT",
+                    0,
+                    "fit tiles: pixels neighbouring tiles share (0: a quarter tile).",
+                    min=0,
+                    max=4096,
+                ),  # fmt: skip
                 "plate_info": link_input(
                     "PLATE_INFO", "From Load EXR Sequence: records the frame numbers."
                 ),
@@ -273,6 +282,7 @@ class InvertNode:
         fit: str = "stretch",
         plate_info=None,
         cache: bool = True,
+        tile_overlap: int = 0,
         unique_id=None,
     ):
         host = current_host()
@@ -280,10 +290,10 @@ class InvertNode:
             settings = InvertSettings(
                 space=space, steps=int(steps), schedule=schedule, seed=int(seed),
                 batch_size=int(batch_size), warm_start=bool(warm_start),
-                learning_rate=float(learning_rate), fit=fit,
+                learning_rate=float(learning_rate), fit=fit, tile_overlap=int(tile_overlap),
             )  # fmt: skip
             frames = _frame_numbers(plate_info, images.shape[0])
-            pixels = _display_pixels(images, frames)
+            pixels = display_pixels(images, frames, self.DISPLAY_NAME)
             bar = host.progress(1, "inverting")
 
             def on_step(done: int, planned: int) -> None:
@@ -307,7 +317,7 @@ class InvertNode:
             latent.history, title=title, boundaries=latent.info.get("batch_starts")
         )
         shown = host.show_plot(plot, f"invert_loss_{unique_id or 'node'}")
-        output = (latent, _to_nhwc(result.reconstruction))
+        output = (latent, to_nhwc(result.reconstruction))
         return {"ui": {"images": shown}, "result": output} if shown else output
 
 
@@ -318,30 +328,6 @@ def _frame_numbers(plate_info, count: int) -> list[int]:
             f"plate_info has {len(frames)} frames but images has {count}", input="plate_info"
         )
     return frames or list(range(count))
-
-
-def _display_pixels(images: torch.Tensor, frames: list[int]) -> torch.Tensor:
-    """IMAGE -> [B, 3, H, W] in [0, 1]. Values outside (a scene-linear plate wired straight in)
-    are clipped with a warning naming the frames, never silently."""
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[-1] < 3:
-        raise error("expected an IMAGE [B, H, W, 3]", input="images")
-    pixels = _to_nchw(images)
-    bad = torch.nonzero(~torch.isfinite(pixels).flatten(1).all(1)).flatten().tolist()
-    if bad:
-        raise error(
-            f"images have NaN or Inf pixels in frames {[frames[i] for i in bad][:10]}",
-            input="images",
-        )
-    outside = ((pixels < -0.01) | (pixels > 1.01)).flatten(1).any(1)
-    if outside.any():
-        listed = [frames[i] for i in torch.nonzero(outside).flatten().tolist()]
-        log.warning(
-            "Invert: frames %s have values outside [0, 1] (max %.3g); clipped. Invert expects "
-            "display-referred images: put an OCIO Transform to a display/view before it",
-            listed[:10],
-            float(pixels.max()),
-        )
-    return pixels.clamp(0, 1)
 
 
 class SaveLatentsNode:
