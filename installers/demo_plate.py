@@ -1,7 +1,10 @@
 """Make the demo plate: a scene-linear (ACEScg) EXR sequence with a camera move.
 
-Procedural for now (sky, a sun far above 1.0, hills, a lake), so it needs nothing downloaded;
-run: ``python installers/demo_plate.py OUT_FOLDER [--frames 24] [--size 256x144]``.
+By default a camera move (pan and push-in) over a real photo shipped in assets/photos (CC BY 2.0,
+see assets/photos/ATTRIBUTION.md), linearised from sRGB to ACEScg with OpenColorIO; or a
+procedural landscape (a sun far above 1.0, for highlight handling). Nothing is downloaded.
+Run: ``python installers/demo_plate.py OUT_FOLDER [--frames 24] [--size 256x144]
+[--source china.jpg|flower.jpg|procedural]``.
 """
 
 from __future__ import annotations
@@ -35,12 +38,25 @@ def landscape(width: int, height: int, pan: float) -> np.ndarray:
     return image.astype(np.float32)
 
 
-def write_plate(folder: str, frames: int = 24, width: int = 256, height: int = 144) -> str:
+def photo_frames(photo: str, frames: int, width: int, height: int) -> np.ndarray:
+    """A camera move over ``photo`` as scene-linear ACEScg ``[frames, height, width, 3]``."""
+    from latentmirror.core import color
+    from latentmirror.core.frames.camera import camera_move, read_photo
+
+    moves = camera_move(read_photo(photo), frames, width, height)
+    cfg = color.resolve_config("")
+    return color.apply_transform(moves, cfg, "sRGB - Texture", "ACEScg").astype(np.float32)
+
+
+def write_plate(
+    folder: str, frames: int = 24, width: int = 256, height: int = 144, source="procedural"
+) -> str:
     pattern = os.path.join(folder, "plate.####.exr")
     window = Box(0, 0, width, height)
+    photo = None if source == "procedural" else photo_frames(source, frames, width, height)
     for index in range(frames):
         frame = FIRST_FRAME + index
-        rgb = landscape(width, height, pan=0.01 * index)
+        rgb = landscape(width, height, pan=0.01 * index) if photo is None else photo[index]
         rgba = np.concatenate([rgb, np.ones_like(rgb[..., :1])], -1)
         write_exr(
             pattern.replace("####", f"{frame:04d}"),
@@ -64,9 +80,12 @@ def main() -> None:
     parser.add_argument("folder")
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--size", default="256x144")
+    parser.add_argument(
+        "--source", default="china.jpg", help="a photo in assets/photos, or procedural"
+    )
     args = parser.parse_args()
     width, height = (int(n) for n in args.size.lower().split("x"))
-    print(write_plate(args.folder, args.frames, width, height))
+    print(write_plate(args.folder, args.frames, width, height, args.source))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from .color_nodes import OCIOTransform
 from .exr_nodes import LoadEXRSequence, SaveEXRSequence
-from .gan_nodes import LoadGAN
+from .gan_nodes import LoadGAN, SampleGAN
 from .invert_nodes import (
     InvertNode,
     LoadLatentsNode,
@@ -17,6 +17,7 @@ NODE_CLASS_MAPPINGS = {
     "LM_SaveEXRSequence": SaveEXRSequence,
     "LM_OCIOTransform": OCIOTransform,
     "LM_LoadGAN": LoadGAN,
+    "LM_SampleGAN": SampleGAN,
     "LM_LossMix": LossMixNode,
     "LM_ReferenceBlend": ReferenceBlendNode,
     "LM_Invert": InvertNode,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..core.errors import context, error
 from ..core.gan.cache import DTYPES, get_model
 from ..plugin.host import current_host
-from .common import CATEGORY, choice_input
+from .common import CATEGORY, choice_input, link_input, number_input, to_nhwc
 
 DTYPE_CHOICES = ("auto", *DTYPES)
 
@@ -57,3 +57,36 @@ class LoadGAN:
             with context(input="model_name", file=path):
                 model = get_model(path, host.device(), dtype)
         return (model,)
+
+
+class SampleGAN:
+    DISPLAY_NAME = "Sample GAN"
+    DESCRIPTION = (
+        "Images the model makes by itself from a seed: reference faces for ReferenceBlend with "
+        "nothing to load, or a look at what a model knows. Display-referred [0, 1]."
+    )
+    CATEGORY = f"{CATEGORY}/gan"
+    FUNCTION = "sample"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("count images at the model's resolution.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": link_input("GAN_MODEL", "From Load GAN."),
+                "seed": number_input("INT", 0, "Which faces: the same seed, the same images.",
+                                     min=0, max=2**63 - 1),
+                "count": number_input("INT", 1, "How many images.", min=1, max=64),
+                "truncation": number_input(
+                    "FLOAT", 0.7, "Pull toward the average face (1: none; 0.7: typical, cleaner).",
+                    min=0.0, max=2.0, step=0.01,
+                ),
+            }
+        }  # fmt: skip
+
+    def sample(self, model, seed: int, count: int = 1, truncation: float = 0.7):
+        with context(node=self.DISPLAY_NAME):
+            images = model.sample(int(count), int(seed), float(truncation))
+        return (to_nhwc(((images.float() + 1) / 2).clamp(0, 1)),)

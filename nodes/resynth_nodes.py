@@ -119,6 +119,7 @@ class ResynthesizeNode:
         plate: torch.Tensor | None = None,
         loss_mix=None,
         batch_size: int = 8,
+        reference_steps: int = 150,
     ):
         host = current_host()
         with context(node=self.DISPLAY_NAME):
@@ -137,6 +138,6 @@ class ResynthesizeNode:
                 model, latent, settings, reference=reference, plate=pixels,
                 on_frame=frame_progress(host, len(frames), "resynthesizing"), mix=loss_mix,
                 lpips_folders=host.model_folders("lpips"),
-                reference_settings=InvertSettings(seed=int(seed)),
+                reference_settings=InvertSettings(seed=int(seed), steps=int(reference_steps)),
             )  # fmt: skip
         return (to_nhwc(images),)

@@ -110,7 +110,7 @@ CONTRACT = {
             "batch_size": "INT",
             "warm_start": "BOOLEAN",
             "learning_rate": "FLOAT",
-            "fit": ["stretch", "crop", "pad"],
+            "fit": ["stretch", "crop", "pad", "tiles"],  # NODES.md's three, then tiles
         },
         ("GAN_LATENT", "IMAGE"),
         False,
@@ -123,6 +123,22 @@ CONTRACT = {
         True,
     ),
     "LM_LoadLatents": ("Load Latents", {"path": "STRING"}, {}, ("GAN_LATENT",), False),
+    "LM_Resynthesize": (
+        "Resynthesize",
+        {
+            "model": "GAN_MODEL",
+            "latent": "GAN_LATENT",
+            "truncation": "FLOAT",
+            "noise_mode": ["const", "random", "none", "stored"],
+        },
+        {
+            "reference": "REFERENCE",
+            "temporal_smoothing": "FLOAT",
+            "output_size": ["plate", "model"],
+        },
+        ("IMAGE",),
+        False,
+    ),
 }
 
 
@@ -180,3 +196,13 @@ def test_is_changed_follows_files_on_disk(plate_factory):
     assert before == LoadEXRSequence.IS_CHANGED(pattern, "")
     open(pattern.replace("####", "1004"), "wb").write(b"x")
     assert LoadEXRSequence.IS_CHANGED(pattern, "") != before
+
+
+def test_sample_gan_gives_the_models_faces_by_seed(demo_model):
+    from latentmirror.nodes.gan_nodes import SampleGAN
+
+    (first,) = SampleGAN().sample(demo_model, seed=7, count=2, truncation=0.6)
+    (again,) = SampleGAN().sample(demo_model, seed=7, count=2, truncation=0.6)
+    (other,) = SampleGAN().sample(demo_model, seed=8, count=2, truncation=0.6)
+    assert first.shape == (2, 64, 64, 3) and 0 <= first.min() and first.max() <= 1
+    assert torch.equal(first, again) and not torch.equal(first, other)

@@ -111,6 +111,15 @@ class GanModel:
         ws = ws.to(self.device, self.dtype)
         return self.generator.synthesis(ws, noise_mode=noise_mode, **kwargs)
 
+    def sample(
+        self, count: int = 1, seed: int = 0, truncation_psi: float = 1.0, noise_mode="const"
+    ) -> torch.Tensor:
+        """``count`` images ``[count, C, H, W]`` in about [-1, 1] from z drawn with ``seed``
+        (the same seed gives the same faces on any device)."""
+        z = torch.randn(count, self.z_dim, generator=torch.Generator().manual_seed(int(seed)))
+        with torch.no_grad():
+            return self.synthesis(self.mapping(z, truncation_psi), noise_mode=noise_mode)
+
     def _labels(self, c: torch.Tensor | None, batch: int) -> torch.Tensor:
         if c is None:
             if self.c_dim > 0:
