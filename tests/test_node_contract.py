@@ -206,3 +206,15 @@ def test_sample_gan_gives_the_models_faces_by_seed(demo_model):
     (other,) = SampleGAN().sample(demo_model, seed=8, count=2, truncation=0.6)
     assert first.shape == (2, 64, 64, 3) and 0 <= first.min() and first.max() <= 1
     assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+@pytest.mark.parametrize("node_id", sorted(NODE_CLASS_MAPPINGS))
+def test_every_node_has_category_description_and_tooltips(node_id):
+    cls = NODE_CLASS_MAPPINGS[node_id]
+    assert node_id.startswith("LM_") and cls.CATEGORY.split("/")[0] == "latentmirror"
+    assert cls.DESCRIPTION and NODE_DISPLAY_NAME_MAPPINGS[node_id] == cls.DISPLAY_NAME
+    types = cls.INPUT_TYPES()
+    for section in ("required", "optional"):
+        for name, spec in types.get(section, {}).items():
+            assert spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
+    assert len(getattr(cls, "OUTPUT_TOOLTIPS", cls.RETURN_TYPES)) == len(cls.RETURN_TYPES)
