@@ -192,8 +192,12 @@ def make_sg2(seed: int = 0, g_kwargs: dict | None = None, d_kwargs: dict | None 
 
     g_kwargs = g_kwargs or SG2_G_KWARGS
     d_kwargs = d_kwargs or SG2_D_KWARGS
-    G = randomize(Generator(**g_kwargs), seed)
-    D = randomize(Discriminator(**d_kwargs), seed + 1)
+    # The constructors draw initial weights from torch's global RNG: seed it (without disturbing
+    # other tests), so the networks do not depend on which tests ran before.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        G = randomize(Generator(**g_kwargs), seed)
+        D = randomize(Discriminator(**d_kwargs), seed + 1)
     return G, g_kwargs, D, d_kwargs
 
 
