@@ -456,11 +456,14 @@ def invert(
     allow_random_backbone: bool = False,
     callbacks: Callbacks | None = None,
     cache: LatentCache | None = None,
+    previous: GanLatent | None = None,
 ) -> InvertResult:
     """Invert ``images [B, 3, H, W]`` (display-referred, [0, 1]) into ``model``'s latent space.
 
     ``frames``: the frame numbers (default 0..B-1); ``init``: latents to start from (one per
-    frame, or one for all); ``cache``: reuse a stored result for the same inputs.
+    frame, or one for all); ``cache``: reuse a stored result for the same inputs;
+    ``previous``: the solved frame just before these (a chunked render's last frame, one row per
+    tile): the fast schedule starts warm from it instead of solving the first frame cold.
     """
     if images.ndim != 4 or images.shape[1] != 3 or images.shape[0] == 0:
         raise error(
@@ -493,6 +496,7 @@ def invert(
             settings=asdict(settings), mix=mix.fingerprint(),
             reference=reference.fingerprint(("loss_pull", "latent_anchor")),
             init=tensor_digest(init.ws) if init is not None else None,
+            previous=tensor_digest(previous.ws) if previous is not None else None,
         )  # fmt: skip
         hit = cache.get(key)
         if hit is not None and hit.ws.shape[0] == len(frames) * tiles:
@@ -519,7 +523,8 @@ def invert(
         start = _start_from_init(init, model, len(frames) * tiles)
 
     began = time.perf_counter()
-    ws, noise, frame_loss = _run_streams(run, start, tiles)
+    carried = _previous_rows(previous, model, tiles)
+    ws, noise, frame_loss = _run_streams(run, start, tiles, carried)
     seconds = time.perf_counter() - began
 
     latent = GanLatent(
@@ -549,20 +554,36 @@ def invert(
     return InvertResult(latent, reconstruct(model, latent, plate), cached=False)
 
 
-def _run_streams(run: _Run, start: torch.Tensor | None, streams: int):
+def _previous_rows(previous: GanLatent | None, model, tiles: int) -> torch.Tensor | None:
+    """The last solved frame's latents ``[tiles, L, D]`` on the device, checked."""
+    if previous is None:
+        return None
+    if previous.num_ws != model.num_ws or previous.w_dim != model.w_dim or len(previous) < tiles:
+        raise error("the previous chunk's latents do not fit this model or tiling")
+    return previous.ws[-tiles:].to(model.device).float().clone()
+
+
+def _run_streams(run: _Run, start: torch.Tensor | None, streams: int, previous=None):
     """The schedule over ``streams`` interleaved sequences (the tiles of a "tiles" fit: tile j
     of every frame is one sequence, warm-started and linked in time on its own), results put
     back in frame-major order."""
-    schedule = _run_classic if run.settings.schedule == "classic" else _run_fast
+
+    def schedule(stream_run, stream_start, stream_previous):
+        if run.settings.schedule == "classic":
+            return _run_classic(stream_run, stream_start)
+        return _run_fast(stream_run, stream_start, stream_previous)
+
     if streams == 1:
-        return schedule(run, start)
+        return schedule(run, start, previous)
     count = run.targets.shape[0] // streams
     parts = []
     for j in range(streams):
         rows = [i * streams + j for i in range(count)]
         stream = replace(run, targets=run.targets[rows], mask_rows=rows)
         stream_start = start[rows] if start is not None and start.shape[0] > 1 else start
-        parts.append(schedule(stream, stream_start))
+        parts.append(
+            schedule(stream, stream_start, previous[j : j + 1] if previous is not None else None)
+        )
     order = torch.tensor([i * streams + j for j in range(streams) for i in range(count)])
     inverse = torch.argsort(order)  # stream-major results -> frame-major
 
@@ -642,7 +663,7 @@ def _rows(settings: InvertSettings, model) -> int:
     return 1 if settings.space == "w" else model.num_ws
 
 
-def _run_fast(run: _Run, start):
+def _run_fast(run: _Run, start, previous: torch.Tensor | None = None):
     model, settings = run.model, run.settings
     count, rows = run.targets.shape[0], _rows(settings, model)
     noise = None
@@ -650,6 +671,9 @@ def _run_fast(run: _Run, start):
         sizes = noise_layer_sizes(model).items()
         noise = {n: run.randn(1, 1, r, r).requires_grad_(True) for n, r in sizes}
     batches: list[torch.Tensor] = []
+    if previous is not None and settings.warm_start:  # carried over: every batch starts warm
+        batches.append(_expand(previous, model.num_ws))
+    carried = len(batches)
     frame_loss: list[float] = []
     prev = None  # the last solved frame's output and target, for the temporal term
     batch_size, position = settings.batch_size, 0
@@ -684,7 +708,7 @@ def _run_fast(run: _Run, start):
         run.progress.frames_finished(size)
     if noise:
         noise = {k: v.detach().expand(count, -1, -1, -1).clone() for k, v in noise.items()}
-    return torch.cat(batches), noise, frame_loss
+    return torch.cat(batches[carried:]), noise, frame_loss
 
 
 def halve_batch_after_oom(size: int, model) -> int:

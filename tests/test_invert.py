@@ -263,3 +263,19 @@ def test_tiles_invert_each_tile_as_its_own_sequence(demo_model, demo_faces):
     assert psnr(result.reconstruction, shot).min() > 18
     # tile 1 of frame 8 was warm-started from tile 1 of frame 7, not from tile 0
     assert (latent.ws[3] - latent.ws[1]).abs().mean() < (latent.ws[3] - latent.ws[0]).abs().mean()
+
+
+def test_previous_chunk_carries_the_warm_start(demo_model, demo_faces):
+    shot = drifting(demo_faces[0], 6)
+    settings = InvertSettings(steps=60, batch_size=2)
+    whole = invert(demo_model, shot, settings, mix=L2)
+    first = invert(demo_model, shot[:3], settings, mix=L2)
+    second = invert(demo_model, shot[3:], settings, mix=L2, previous=first.latent)
+    # no cold first frame in the second chunk: two warm batches of at most 12 steps
+    assert second.latent.info["steps_run"] <= 2 * 12
+    assert len(second.latent) == 3
+    chunked = torch.cat([first.latent.ws, second.latent.ws])
+    cold = invert(demo_model, shot[3:], settings, mix=L2)  # the chunk without the carry
+    assert (chunked - whole.latent.ws).abs().mean() < (
+        torch.cat([first.latent.ws, cold.latent.ws]) - whole.latent.ws
+    ).abs().mean()
