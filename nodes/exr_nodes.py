@@ -17,6 +17,7 @@ from ..core.frames.sequence import (
     EXISTING_POLICIES,
     MISSING_POLICIES,
     load_sequence,
+    output_frames,
     save_sequence,
 )
 from ..plugin.host import current_host
@@ -222,8 +223,15 @@ class SaveEXRSequence:
         dwa_level: float = 45.0,
     ):
         host = current_host()
-        rgb = to_numpy(images)
         with context(node=self.DISPLAY_NAME):
+            frames = output_frames(len(images), plate_info, start_frame)
+            if host.frames_to_write is not None:  # a chunk: its pre-roll frames are not written
+                keep = [i for i, f in enumerate(frames) if f in host.frames_to_write]
+                images, frames = images[keep], [frames[i] for i in keep]
+                mask = mask[keep] if mask is not None and len(mask) > 1 else mask
+                plate_info = plate_info.select(keep) if plate_info is not None else None
+                start_frame = frames[0] if frames else start_frame
+            rgb = to_numpy(images)
             report = save_sequence(
                 host.output_path(path),
                 rgb,
@@ -240,5 +248,10 @@ class SaveEXRSequence:
             )
             cfg = color.resolve_config(ocio_config)
             previews = display_previews(rgb[..., :3], cfg, report.colorspace, "lm_save")
+        pattern = parse_pattern(host.output_path(path))
+        written = set(report.written)
+        for frame in frames:  # for the render log: the frames this run really wrote
+            if pattern.path_for(frame) in written:
+                host.record_frame(frame, output=pattern.path_for(frame))
         ui = {"images": previews, "files": report.written, "skipped": report.skipped}
         return {"ui": ui, "result": ()}

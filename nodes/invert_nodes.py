@@ -307,9 +307,11 @@ class InvertNode:
                 frames=frames, lpips_folders=host.model_folders("lpips"),
                 callbacks=Callbacks(on_step, on_frame, host.check_interrupt),
                 cache=LatentCache() if cache else None,
+                previous=host.previous_latent(unique_id) if unique_id is not None else None,
             )  # fmt: skip
             bar.close()
         latent = result.latent
+        _report_frames(host, latent, unique_id)
         title = f"Invert {unique_id or ''}: {len(latent)} frames, {latent.schedule}, {latent.space}"
         if result.cached:
             title += " (cached)"
@@ -319,6 +321,17 @@ class InvertNode:
         shown = host.show_plot(plot, f"invert_loss_{unique_id or 'node'}")
         output = (latent, to_nhwc(result.reconstruction))
         return {"ui": {"images": shown}, "result": output} if shown else output
+
+
+def _report_frames(host, latent, unique_id) -> None:
+    """Each frame's loss for the render log; the last frame carried to a shot's next chunk."""
+    tiles = latent.fit.tile_count
+    for i in range(0, len(latent), tiles):
+        losses = latent.frame_loss[i : i + tiles]
+        if losses:
+            host.record_frame(latent.frames[i], loss=sum(losses) / len(losses))
+    if unique_id is not None:
+        host.keep_latent(unique_id, latent.select(list(range(len(latent) - tiles, len(latent)))))
 
 
 def _frame_numbers(plate_info, count: int) -> list[int]:

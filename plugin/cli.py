@@ -34,6 +34,20 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--models-dir", help="folder holding gan/ (default: ./models)")
     render.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1")
     render.add_argument("--quiet", action="store_true", help="no progress bars")
+    render.add_argument(
+        "--chunk", type=int, default=0, metavar="N",
+        help="render the shot N frames at a time (memory follows N, not the shot's length); "
+        "chunks complete on disk are skipped, so a killed render resumes",
+    )  # fmt: skip
+    render.add_argument(
+        "--preroll", type=int, default=None, metavar="K",
+        help="frames before each chunk that are solved but not written, so warm starts stay "
+        "continuous (default 4 with --chunk)",
+    )  # fmt: skip
+    render.add_argument(
+        "--log-json", metavar="FILE",
+        help="one JSON line per written frame (frame, seconds, loss, output); - for stdout",
+    )  # fmt: skip
 
     info = commands.add_parser("info", help="describe an EXR, a sequence or a GAN model file")
     info.add_argument("file", help="an EXR file, a sequence pattern (plate.####.exr), or a model")
@@ -81,6 +95,8 @@ def _render(args) -> int:
     )
     set_host(host)
     host.install_interrupt_handler()
+    if args.chunk or args.log_json:
+        return _render_shot(args, host)
     started = time.perf_counter()
     report = run_graph_file(args.graph, args.frames, args.overrides)
     seconds = time.perf_counter() - started
@@ -95,6 +111,39 @@ def _render(args) -> int:
     ):
         print(f"  {path}")
     for path in report.plots:
+        print(f"loss plot: {path}")
+    return EXIT_OK
+
+
+def _render_shot(args, host) -> int:
+    from tqdm import tqdm
+
+    from .shot import DEFAULT_PREROLL, open_log, render_shot
+
+    preroll = DEFAULT_PREROLL if args.preroll is None else args.preroll
+    log_json = open_log(args.log_json)
+    bar = tqdm(desc="shot", unit="frame", file=sys.stderr, disable=host.quiet_progress)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        report = render_shot(
+            args.graph, args.frames, args.overrides, args.chunk or 10**9, preroll, log_json,
+            progress,
+        )  # fmt: skip
+    finally:
+        bar.close()
+        if log_json not in (None, sys.stdout):
+            log_json.close()
+    print(
+        f"rendered {args.graph}: {report.chunks} chunks ({len(report.rendered)} rendered, "
+        f"{len(report.skipped)} complete on disk), {len(report.files)} files written, "
+        f"{report.seconds:.1f} s"
+    )
+    for path in dict.fromkeys(report.plots):
         print(f"loss plot: {path}")
     return EXIT_OK
 

@@ -49,7 +49,12 @@ class HeadlessHost(Host):
         self._device_name = device
         self._models_dir = models_dir
         self._show_progress = sys.stderr.isatty() if show_progress is None else show_progress
+        self.quiet_progress = not self._show_progress
         self.interrupt_requested = threading.Event()
+        self.frames_to_write: set[int] | None = None
+        self.carry_between_chunks = False  # set by a chunked shot render
+        self.carried: dict[str, object] = {}  # Invert node id -> last solved frame's latent
+        self.frame_log: dict[int, dict] = {}  # frame -> loss, output, ...
         self.plots: dict[str, np.ndarray] = {}  # name -> RGB image, written after the run
 
     def show_plot(self, image: np.ndarray, name: str) -> list[dict]:
@@ -77,6 +82,16 @@ class HeadlessHost(Host):
             self.interrupt_requested.set()
 
         signal.signal(signal.SIGINT, handle)
+
+    def previous_latent(self, node_id):
+        return self.carried.get(str(node_id)) if self.carry_between_chunks else None
+
+    def keep_latent(self, node_id, latent) -> None:
+        if self.carry_between_chunks:
+            self.carried[str(node_id)] = latent
+
+    def record_frame(self, frame: int, **values) -> None:
+        self.frame_log.setdefault(int(frame), {}).update(values)
 
     def device(self):
         import torch

@@ -74,6 +74,19 @@ class Host(ABC):
         """A path as the user typed it, for writing."""
         return os.path.abspath(os.path.expanduser(path))
 
+    # -- shot renders (the headless runner's chunks; ComfyUI renders everything it is given) ------
+    frames_to_write: set[int] | None = None  # savers leave other frames (pre-roll) unwritten
+
+    def previous_latent(self, node_id):
+        """The last solved frame of the previous chunk for Invert ``node_id``, or None."""
+        return None
+
+    def keep_latent(self, node_id, latent) -> None:  # noqa: B027 - optional to override
+        """Remember ``latent`` (the last frame) for the next chunk."""
+
+    def record_frame(self, frame: int, **values) -> None:  # noqa: B027 - optional to override
+        """Per-frame facts for the render log (loss, output path)."""
+
     def preview_images(self, images: np.ndarray, prefix: str) -> list[dict] | None:
         """Show display-referred images ([frames, H, W, 3] in 0..1); returns UI entries or None."""
         return None

@@ -8,6 +8,7 @@ with the same type.
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -130,7 +131,9 @@ def write_exr(
 ) -> None:
     """Write one EXR atomically: to a temporary name in the same folder, then renamed into place.
 
-    A killed process leaves at most a hidden temporary file, never a half-written frame.
+    A killed process leaves at most a hidden temporary file, never a half-written frame; the
+    next write of the same frame removes such leftovers (one writer per frame: chunks, farm tasks
+    and Ray tasks own disjoint frames).
     """
     if pixel_type not in PIXEL_TYPES:
         raise error(f"pixel type '{pixel_type}' is not one of {', '.join(PIXEL_TYPES)}", file=path)
@@ -148,6 +151,7 @@ def write_exr(
 
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    remove_leftover_temporaries(path)
     handle, temporary = tempfile.mkstemp(
         prefix=f".{os.path.basename(path)}.", suffix=".tmp.exr", dir=directory
     )
@@ -158,6 +162,21 @@ def write_exr(
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def temporary_glob(path: str) -> str:
+    """The glob of :func:`write_exr`'s temporary files for ``path``."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, f".{glob.escape(name)}.*.tmp.exr")
+
+
+def remove_leftover_temporaries(path: str) -> None:
+    """Delete temporary files a killed writer of ``path`` left behind."""
+    for leftover in glob.glob(temporary_glob(path)):
+        try:
+            os.unlink(leftover)
+        except OSError:
+            pass
 
 
 def _write_file(temporary: str, spec: oiio.ImageSpec, pixels: np.ndarray, path: str) -> None:

@@ -35,6 +35,22 @@ class PlateInfo:
     def __len__(self) -> int:
         return len(self.frames)
 
+    def select(self, indices: list[int]) -> PlateInfo:
+        """The plate info of some frames (batch positions), per-frame lists picked alike."""
+        from dataclasses import replace
+
+        def pick(values: list) -> list:
+            return [values[i] for i in indices]
+
+        return replace(
+            self,
+            frames=pick(self.frames),
+            source_paths=pick(self.source_paths),
+            frame_status=pick(self.frame_status),
+            data_windows=pick(self.data_windows),
+            attributes=pick(self.attributes),
+        )
+
     def summary(self) -> str:
         from .ranges import format_frame_ranges
 

@@ -324,7 +324,7 @@ def save_sequence(
             input="mask",
         )
     with context(input="plate_info"):
-        frames = _output_frames(count, plate, start_frame)
+        frames = output_frames(count, plate, start_frame)
     with context(input="path"):
         pattern = parse_pattern(path)
         if pattern.is_single_file and count > 1:
@@ -374,7 +374,8 @@ def save_sequence(
     return report
 
 
-def _output_frames(count: int, plate: PlateInfo | None, start_frame: int) -> list[int]:
+def output_frames(count: int, plate: PlateInfo | None, start_frame: int) -> list[int]:
+    """The frame numbers ``count`` images are written as: the plate's, else from start_frame."""
     if plate is None:
         return list(range(start_frame, start_frame + count))
     if len(plate) != count:

@@ -1,0 +1,138 @@
+"""Shot renders: chunks with pre-roll, carried warm starts, resume, the JSON log, SIGKILL."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from latentmirror.core.frames.exr import read_headers
+from latentmirror.plugin.headless import HeadlessHost
+from latentmirror.plugin.host import set_host
+from latentmirror.plugin.shot import chunk_graph, plan_chunks, render_shot
+
+from .conftest import read_raw_exr
+from .test_templates import _module
+
+ROOT = Path(__file__).resolve().parent.parent
+IDENTITY = str(ROOT / "example_workflows" / "identity.json")
+
+
+@pytest.fixture
+def host():
+    set_host(HeadlessHost(show_progress=False))
+    yield
+    from latentmirror.plugin import host as host_module
+
+    host_module._current = None
+
+
+@pytest.fixture(scope="module")
+def shot_plate(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("shot")
+    return _module("demo_plate").write_plate(str(folder), 8, 64, 36, "flower.jpg")
+
+
+def frames_on_disk(pattern: str) -> list[int]:
+    """Output frames, read with OIIO alone (loading them as a plate would protect them)."""
+    return sorted(int(p.split(".")[-2]) for p in glob.glob(pattern.replace("####", "*")))
+
+
+def pixels(pattern: str):
+    import numpy as np
+
+    paths = sorted(glob.glob(pattern.replace("####", "*")))
+    return np.stack([read_raw_exr(p)[0] for p in paths])
+
+
+def overrides(plate: str, out: str, steps: int = 20) -> list[str]:
+    return [f"1.path={plate}", f"10.path={out}", f"7.steps={steps}", "7.batch_size=2"]
+
+
+def test_chunks_cover_the_shot_once_with_preroll_before_each():
+    frames = [1001, 1002, 1003, 1005, 1006, 1007, 1008]  # a gap is kept as it is
+    chunks = plan_chunks(frames, 3, 2)
+    assert [c.frames for c in chunks] == [(1001, 1002, 1003), (1005, 1006, 1007), (1008,)]
+    assert [c.preroll for c in chunks] == [(), (1002, 1003), (1006, 1007)]
+    assert [f for c in chunks for f in c.frames] == frames
+    assert plan_chunks(frames, 10, 0)[0].loaded == tuple(frames)
+
+
+def test_a_chunk_graph_loads_only_its_frames_and_preroll(shot_plate, tmp_path):
+    chunk = plan_chunks(list(range(1001, 1009)), 3, 2)[1]
+    graph = chunk_graph(IDENTITY, overrides(shot_plate, str(tmp_path / "o.####.exr")), chunk)
+    assert graph["1"].inputs["frames"] == "1002-1006"
+    assert graph["7"].inputs["steps"] == "20"
+
+
+def test_chunked_render_writes_every_frame_once_and_resumes(host, shot_plate, tmp_path):
+    out = str(tmp_path / "out" / "shot.####.exr")
+    log = tmp_path / "log.jsonl"
+    with open(log, "w") as stream:
+        report = render_shot(IDENTITY, None, overrides(shot_plate, out), 3, 2, stream)
+    assert report.chunks == 3 and len(report.rendered) == 3
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert [x["frame"] for x in lines] == list(range(1001, 1009))
+    assert all(x["loss"] > 0 and x["output"].endswith(f"shot.{x['frame']}.exr") for x in lines)
+    assert [x["chunk"] for x in lines] == [1, 1, 1, 2, 2, 2, 3, 3]
+    assert frames_on_disk(out) == list(range(1001, 1009))
+    # resume: nothing to do; then one frame lost: only its chunk runs and only it is written
+    again = render_shot(IDENTITY, None, overrides(shot_plate, out), 3, 2)
+    assert len(again.skipped) == 3 and not again.rendered
+    os.remove(out.replace("####", "1005"))
+    with open(log, "w") as stream:
+        third = render_shot(IDENTITY, None, overrides(shot_plate, out), 3, 2, stream)
+    assert [c.index for c in third.rendered] == [1]
+    assert [json.loads(x)["frame"] for x in log.read_text().splitlines()] == [1005]
+
+
+def test_chunked_render_is_close_to_a_single_pass(host, shot_plate, tmp_path):
+    single = str(tmp_path / "single" / "s.####.exr")
+    chunked = str(tmp_path / "chunked" / "c.####.exr")
+    render_shot(IDENTITY, None, overrides(shot_plate, single), 100, 0)
+    render_shot(IDENTITY, None, overrides(shot_plate, chunked), 3, 2)
+    a, b = pixels(single), pixels(chunked)
+    assert a.shape == b.shape
+    assert abs(a - b).mean() < 0.05 * abs(a).mean()
+
+
+def _cli(*args, cwd):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "latentmirror", "render", IDENTITY, *args],
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def test_sigkill_part_way_then_rerun_writes_only_the_missing_frames(shot_plate, tmp_path):
+    out = str(tmp_path / "out" / "k.####.exr")
+    args = [*sum((["--set", s] for s in overrides(shot_plate, out, steps=60)), []), "--chunk", "2",
+            "--preroll", "1", "--log-json", str(tmp_path / "first.jsonl")]  # fmt: skip
+    process = _cli(*args, cwd=tmp_path)
+    deadline = time.time() + 240
+    while len(glob.glob(out.replace("####", "*"))) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = sorted(glob.glob(out.replace("####", "*")))
+    assert 3 <= len(before) < 8, "the render should have been killed part-way"
+    for path in before:  # every frame on disk is whole
+        read_headers(path)
+    args[-1] = str(tmp_path / "second.jsonl")
+    rerun = _cli(*args, cwd=tmp_path)
+    assert rerun.wait(timeout=300) == 0, rerun.stderr.read().decode()[-2000:]
+    first = {json.loads(x)["frame"] for x in (tmp_path / "first.jsonl").read_text().splitlines()}
+    second = [json.loads(x)["frame"] for x in (tmp_path / "second.jsonl").read_text().splitlines()]
+    done_before = {int(p.split(".")[-2]) for p in before}
+    assert first <= done_before  # the log only lists frames that reached the disk
+    assert not done_before & set(second)  # nothing rendered twice
+    assert sorted(done_before | set(second)) == list(range(1001, 1009))
+    assert frames_on_disk(out) == list(range(1001, 1009))
+    assert not glob.glob(str(tmp_path / "out" / ".*.tmp.exr"))  # no temporaries left
