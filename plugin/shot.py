@@ -46,8 +46,12 @@ class Chunk:
         return format_frame_ranges(list(self.frames))
 
 
-def plan_chunks(frames: list[int], size: int, preroll: int = 0) -> list[Chunk]:
+def plan_chunks(
+    frames: list[int], size: int, preroll: int = 0, before: list[int] = ()
+) -> list[Chunk]:
     """The shot's frames in chunks of ``size``; each with up to ``preroll`` frames before it.
+    ``before``: plate frames preceding the range (a farm task's range starts mid-shot: its first
+    chunk takes its pre-roll from them).
 
     >>> [c.label() for c in plan_chunks(list(range(1001, 1011)), 4, 2)]
     ['1001-1004', '1005-1008', '1009-1010']
@@ -57,9 +61,17 @@ def plan_chunks(frames: list[int], size: int, preroll: int = 0) -> list[Chunk]:
     if size < 1 or preroll < 0:
         raise error(f"--chunk must be >= 1 and --preroll >= 0, got {size} and {preroll}")
     chunks = []
+    earlier = [f for f in before if f < frames[0]] if frames else []
+    available = earlier + list(frames)
     for index, start in enumerate(range(0, len(frames), size)):
-        before = tuple(frames[max(0, start - preroll) : start])
-        chunks.append(Chunk(index, tuple(frames[start : start + size]), before))
+        at = start + len(earlier)
+        chunks.append(
+            Chunk(
+                index,
+                tuple(frames[start : start + size]),
+                tuple(available[max(0, at - preroll) : at]),
+            )
+        )
     return chunks
 
 
@@ -93,6 +105,18 @@ def shot_frames(graph: dict[str, GraphNode], frames: str | None, host) -> list[i
     if not found:
         raise error(f"no frames of {path} on disk", file=path)
     return list(range(found[0], found[-1] + 1))
+
+
+def plate_frames_on_disk(graph: dict[str, GraphNode], host) -> list[int]:
+    """Frames of the first loader's plate on disk (for pre-roll before a range), or []."""
+    plates = loaders(graph)
+    path = plates[0].inputs.get("path") if plates else None
+    if not isinstance(path, str) or not path.strip():
+        return []
+    try:
+        return sorted(parse_pattern(host.input_path(path)).frames_on_disk())
+    except Exception:  # the render itself reports a bad pattern
+        return []
 
 
 def output_paths(graph: dict[str, GraphNode], frame: int, host) -> list[str]:
@@ -171,7 +195,9 @@ def render_shot(
     classes = node_classes()
     probe = load_graph(path, classes)
     apply_overrides(probe, overrides, classes)
-    chunks = plan_chunks(shot_frames(probe, frames, host), chunk_size, preroll)
+    chunks = plan_chunks(
+        shot_frames(probe, frames, host), chunk_size, preroll, plate_frames_on_disk(probe, host)
+    )
     total = sum(len(c.frames) for c in chunks)
     report = ShotReport(chunks=len(chunks))
     started, done = time.perf_counter(), 0

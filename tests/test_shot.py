@@ -136,3 +136,9 @@ def test_sigkill_part_way_then_rerun_writes_only_the_missing_frames(shot_plate, 
     assert sorted(done_before | set(second)) == list(range(1001, 1009))
     assert frames_on_disk(out) == list(range(1001, 1009))
     assert not glob.glob(str(tmp_path / "out" / ".*.tmp.exr"))  # no temporaries left
+
+
+def test_a_range_starting_mid_shot_takes_its_preroll_from_the_plate():
+    chunks = plan_chunks([1017, 1018, 1019, 1020], 2, 3, before=list(range(1001, 1025)))
+    assert chunks[0].preroll == (1014, 1015, 1016)
+    assert chunks[1].preroll == (1016, 1017, 1018)
