@@ -12,6 +12,7 @@ from ..core.errors import context
 from ..core.frames import parse_pattern
 from ..core.frames.exr import COMPRESSIONS, PIXEL_TYPES
 from ..core.frames.plate import PlateInfo
+from ..core.frames.ranges import parse_frame_range
 from ..core.frames.sequence import (
     BAD_PIXEL_POLICIES,
     EXISTING_POLICIES,
@@ -200,6 +201,10 @@ class SaveEXRSequence:
                     max=10000.0,
                     step=1.0,
                 ),
+                "write_frames": text_input(
+                    "Only these frames are written (1001-1100, 1001,1005); empty: all. Chunked "
+                    "renders set it so a chunk's pre-roll frames are solved but not written."
+                ),
             },
         }
 
@@ -221,12 +226,15 @@ class SaveEXRSequence:
         colorspace: str = "",
         ocio_config: str = "",
         dwa_level: float = 45.0,
+        write_frames: str = "",
     ):
         host = current_host()
         with context(node=self.DISPLAY_NAME):
             frames = output_frames(len(images), plate_info, start_frame)
-            if host.frames_to_write is not None:  # a chunk: its pre-roll frames are not written
-                keep = [i for i, f in enumerate(frames) if f in host.frames_to_write]
+            if write_frames.strip():  # a chunk of a shot: its pre-roll frames are not written
+                with context(input="write_frames"):
+                    wanted = set(parse_frame_range(write_frames))
+                keep = [i for i, f in enumerate(frames) if f in wanted]
                 images, frames = images[keep], [frames[i] for i in keep]
                 mask = mask[keep] if mask is not None and len(mask) > 1 else mask
                 plate_info = plate_info.select(keep) if plate_info is not None else None

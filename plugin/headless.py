@@ -51,7 +51,6 @@ class HeadlessHost(Host):
         self._show_progress = sys.stderr.isatty() if show_progress is None else show_progress
         self.quiet_progress = not self._show_progress
         self.interrupt_requested = threading.Event()
-        self.frames_to_write: set[int] | None = None
         self.carry_between_chunks = False  # set by a chunked shot render
         self.carried: dict[str, object] = {}  # Invert node id -> last solved frame's latent
         self.frame_log: dict[int, dict] = {}  # frame -> loss, output, ...

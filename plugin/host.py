@@ -75,8 +75,6 @@ class Host(ABC):
         return os.path.abspath(os.path.expanduser(path))
 
     # -- shot renders (the headless runner's chunks; ComfyUI renders everything it is given) ------
-    frames_to_write: set[int] | None = None  # savers leave other frames (pre-roll) unwritten
-
     def previous_latent(self, node_id):
         """The last solved frame of the previous chunk for Invert ``node_id``, or None."""
         return None

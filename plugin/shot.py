@@ -152,8 +152,9 @@ def chunk_graph(path: str, overrides, chunk: Chunk) -> dict[str, GraphNode]:
     apply_overrides(graph, overrides, classes)
     for node in loaders(graph):
         node.inputs["frames"] = format_frame_ranges(list(chunk.loaded))
-    for node in savers(graph):  # without plate_info, number frames from the first one loaded
-        if "plate_info" not in node.inputs:
+    for node in savers(graph):
+        node.inputs["write_frames"] = format_frame_ranges(list(chunk.frames))
+        if "plate_info" not in node.inputs:  # number frames from the first one loaded
             node.inputs["start_frame"] = chunk.loaded[0]
     return graph
 
@@ -217,7 +218,7 @@ def render_shot(
             if progress:
                 progress(done, total)
     finally:
-        host.carry_between_chunks, host.carried, host.frames_to_write = False, {}, None
+        host.carry_between_chunks, host.carried = False, {}
     report.seconds = time.perf_counter() - started
     return report
 
@@ -230,7 +231,7 @@ def _run_chunk(path, overrides, chunk: Chunk, host, log_json) -> RunReport:
         len(chunk.preroll),
     )
     graph = chunk_graph(path, overrides, chunk)
-    host.frames_to_write, host.frame_log = set(chunk.frames), {}
+    host.frame_log = {}
     began = time.perf_counter()
     run = run_graph(graph, node_classes())
     seconds = (time.perf_counter() - began) / len(chunk.frames)
