@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
         "continuous (default 4 with --chunk)",
     )  # fmt: skip
     render.add_argument(
+        "--server", metavar="URL",
+        help="queue the chunks on a running ComfyUI (http://host:8188) instead of rendering here",
+    )  # fmt: skip
+    render.add_argument(
         "--log-json", metavar="FILE",
         help="one JSON line per written frame (frame, seconds, loss, output); - for stdout",
     )  # fmt: skip
@@ -95,6 +99,8 @@ def _render(args) -> int:
     )
     set_host(host)
     host.install_interrupt_handler()
+    if args.server:
+        return _render_on_server(args, host)
     if args.chunk or args.log_json:
         return _render_shot(args, host)
     started = time.perf_counter()
@@ -116,19 +122,11 @@ def _render(args) -> int:
 
 
 def _render_shot(args, host) -> int:
-    from tqdm import tqdm
-
     from .shot import DEFAULT_PREROLL, open_log, render_shot
 
     preroll = DEFAULT_PREROLL if args.preroll is None else args.preroll
     log_json = open_log(args.log_json)
-    bar = tqdm(desc="shot", unit="frame", file=sys.stderr, disable=host.quiet_progress)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
+    bar, progress = _shot_bar(host)
     try:
         report = render_shot(
             args.graph, args.frames, args.overrides, args.chunk or 10**9, preroll, log_json,
@@ -146,6 +144,43 @@ def _render_shot(args, host) -> int:
     for path in dict.fromkeys(report.plots):
         print(f"loss plot: {path}")
     return EXIT_OK
+
+
+def _shot_bar(host):
+    """A bar for the whole shot (frames, with an ETA) and its update callback."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc="shot", unit="frame", file=sys.stderr, disable=host.quiet_progress)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return bar, progress
+
+
+def _render_on_server(args, host) -> int:
+    from .server import render_shot_on_server
+    from .shot import DEFAULT_PREROLL
+
+    preroll = (DEFAULT_PREROLL if args.chunk else 0) if args.preroll is None else args.preroll
+    bar, progress = _shot_bar(host)
+    try:
+        report = render_shot_on_server(
+            args.server, args.graph, args.frames, args.overrides, args.chunk or 10**9, preroll,
+            progress,
+        )  # fmt: skip
+    finally:
+        bar.close()
+    for chunk, message in report.failed:
+        print(f"latentmirror: error: chunk {chunk.label()}: {message}", file=sys.stderr)
+    print(
+        f"rendered {args.graph} on {args.server}: {report.chunks} chunks "
+        f"({len(report.succeeded)} succeeded, {len(report.failed)} failed, "
+        f"{len(report.skipped)} complete on disk)"
+    )
+    return EXIT_FAILED if report.failed else EXIT_OK
 
 
 def _convert_model(args) -> int:

@@ -105,3 +105,37 @@ def demo_faces(demo_model):
         ws = demo_model.mapping(torch.randn(4, demo_model.z_dim, generator=gen), 0.7)
         images = ((demo_model.synthesis(ws) + 1) / 2).clamp(0, 1)
     return images, ws
+
+
+def installers_module(name: str):
+    """An installers/ script as a module (registered in sys.modules, as dataclasses need)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    key = f"latentmirror_installers_{name}"
+    if key not in sys.modules:
+        path = Path(__file__).resolve().parent.parent / "installers" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(key, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
+
+@pytest.fixture
+def headless_host():
+    """A fresh headless host (no progress bars) for the test, forgotten afterwards."""
+    from latentmirror.plugin import host as host_module
+    from latentmirror.plugin.headless import HeadlessHost
+
+    host_module.set_host(HeadlessHost(show_progress=False))
+    yield host_module.current_host()
+    host_module._current = None
+
+
+@pytest.fixture(scope="module")
+def shot_plate(tmp_path_factory) -> str:
+    """An 8-frame 64x36 ACEScg plate, a camera move over a real photo (frames 1001-1008)."""
+    folder = tmp_path_factory.mktemp("shot")
+    return installers_module("demo_plate").write_plate(str(folder), 8, 64, 36, "flower.jpg")

@@ -11,33 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from latentmirror.core.frames.exr import read_headers
-from latentmirror.plugin.headless import HeadlessHost
-from latentmirror.plugin.host import set_host
 from latentmirror.plugin.shot import chunk_graph, plan_chunks, render_shot
 
 from .conftest import read_raw_exr
-from .test_templates import _module
 
 ROOT = Path(__file__).resolve().parent.parent
 IDENTITY = str(ROOT / "example_workflows" / "identity.json")
-
-
-@pytest.fixture
-def host():
-    set_host(HeadlessHost(show_progress=False))
-    yield
-    from latentmirror.plugin import host as host_module
-
-    host_module._current = None
-
-
-@pytest.fixture(scope="module")
-def shot_plate(tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("shot")
-    return _module("demo_plate").write_plate(str(folder), 8, 64, 36, "flower.jpg")
 
 
 def frames_on_disk(pattern: str) -> list[int]:
@@ -72,7 +52,7 @@ def test_a_chunk_graph_loads_only_its_frames_and_preroll(shot_plate, tmp_path):
     assert graph["7"].inputs["steps"] == "20"
 
 
-def test_chunked_render_writes_every_frame_once_and_resumes(host, shot_plate, tmp_path):
+def test_chunked_render_writes_every_frame_once_and_resumes(headless_host, shot_plate, tmp_path):
     out = str(tmp_path / "out" / "shot.####.exr")
     log = tmp_path / "log.jsonl"
     with open(log, "w") as stream:
@@ -93,7 +73,7 @@ def test_chunked_render_writes_every_frame_once_and_resumes(host, shot_plate, tm
     assert [json.loads(x)["frame"] for x in log.read_text().splitlines()] == [1005]
 
 
-def test_chunked_render_is_close_to_a_single_pass(host, shot_plate, tmp_path):
+def test_chunked_render_is_close_to_a_single_pass(headless_host, shot_plate, tmp_path):
     single = str(tmp_path / "single" / "s.####.exr")
     chunked = str(tmp_path / "chunked" / "c.####.exr")
     render_shot(IDENTITY, None, overrides(shot_plate, single), 100, 0)

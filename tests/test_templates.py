@@ -3,10 +3,8 @@ short demo plate made from a real photo, with the bundled model."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,20 +14,13 @@ from latentmirror.core.frames.sequence import load_sequence
 from latentmirror.nodes import NODE_CLASS_MAPPINGS
 from latentmirror.plugin.runner import run_graph_file
 
+from .conftest import installers_module
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ["identity", "obscura", "reference_steer"]
 
 
-def _module(name: str):
-    """An installers/ script as a module (registered, as dataclasses need)."""
-    key = f"latentmirror_installers_{name}"
-    if key not in sys.modules:
-        path = ROOT / "installers" / f"{name}.py"
-        spec = importlib.util.spec_from_file_location(key, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
+_module = installers_module
 
 
 @pytest.fixture(scope="module")
