@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
         "continuous (default 4 with --chunk)",
     )  # fmt: skip
     render.add_argument(
+        "--ray", metavar="ADDRESS",
+        help="run the chunks as Ray tasks on a cluster (its address, or auto for a local one)",
+    )  # fmt: skip
+    render.add_argument(
         "--server", metavar="URL",
         help="queue the chunks on a running ComfyUI (http://host:8188) instead of rendering here",
     )  # fmt: skip
@@ -101,6 +105,8 @@ def _render(args) -> int:
     host.install_interrupt_handler()
     if args.server:
         return _render_on_server(args, host)
+    if args.ray:
+        return _render_on_ray(args, host)
     if args.chunk or args.log_json:
         return _render_shot(args, host)
     started = time.perf_counter()
@@ -158,6 +164,33 @@ def _shot_bar(host):
         bar.refresh()
 
     return bar, progress
+
+
+def _render_on_ray(args, host) -> int:
+    from .ray_backend import render_shot_on_ray
+    from .shot import DEFAULT_PREROLL, open_log
+
+    preroll = DEFAULT_PREROLL if args.preroll is None else args.preroll
+    bar, progress = _shot_bar(host)
+    try:
+        report = render_shot_on_ray(
+            args.ray, args.graph, args.frames, args.overrides, args.chunk or 10**9, preroll,
+            progress,
+        )  # fmt: skip
+    finally:
+        bar.close()
+    log_json = open_log(args.log_json)
+    if log_json is not None:
+        log_json.write("".join(line + "\n" for line in report.log_lines))
+        if log_json is not sys.stdout:
+            log_json.close()
+    for chunk, message in report.failed:
+        print(f"latentmirror: error: chunk {chunk.label()}: {message}", file=sys.stderr)
+    print(
+        f"rendered {args.graph} on Ray: {report.chunks} chunks ({len(report.succeeded)} "
+        f"succeeded, {len(report.failed)} failed, {len(report.skipped)} complete on disk)"
+    )
+    return EXIT_FAILED if report.failed else EXIT_OK
 
 
 def _render_on_server(args, host) -> int:

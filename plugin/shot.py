@@ -210,7 +210,7 @@ def render_shot(
                 report.skipped.append(chunk)
                 host.carried = {}  # the next chunk starts from its pre-roll instead
             else:
-                run = _run_chunk(path, overrides, chunk, host, log_json)
+                run = render_chunk(path, overrides, chunk, log_json)
                 report.rendered.append(chunk)
                 report.files += run.files
                 report.plots += run.plots
@@ -223,7 +223,12 @@ def render_shot(
     return report
 
 
-def _run_chunk(path, overrides, chunk: Chunk, host, log_json) -> RunReport:
+def render_chunk(path: str, overrides, chunk: Chunk, log_json=None) -> RunReport:
+    """One chunk on the current (headless) host: load its frames and pre-roll, run the graph,
+    write the chunk's frames; JSON log lines for the frames written."""
+    from .host import current_host
+
+    host = current_host()
     log.info(
         "chunk %d (%s) with %d pre-roll frame(s)",
         chunk.index + 1,
