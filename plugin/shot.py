@@ -1,8 +1,10 @@
 """Shot renders: a long frame range as chunks, with pre-roll, carried warm starts and resume.
 
-Each chunk loads only its own frames plus ``preroll`` frames before it (solved, not written), so
-memory follows the chunk size, not the shot length. Within one process the last solved latent of
-every Invert node carries into the next chunk. Before a chunk runs, its frames are looked up on
+Each chunk loads only its own frames, so memory follows the chunk size, not the shot length.
+Within one process the last solved latent of every Invert node carries into the next chunk; a
+chunk that starts without it (the first one of a process, a farm or Ray task, the one after a
+chunk skipped as complete) also loads ``preroll`` frames before it, solved but not written, to
+rebuild the warm start. Before a chunk runs, its frames are looked up on
 disk: a chunk whose every output frame is complete is skipped, so a killed render resumes where
 it stopped (frames are written to a temporary name and renamed, so none is ever half-written).
 
@@ -29,7 +31,10 @@ from .runner import RunReport, apply_overrides, node_classes, run_graph
 log = logging.getLogger("latentmirror")
 
 LOADER, SAVER = "LM_LoadEXRSequence", "LM_SaveEXRSequence"
-DEFAULT_PREROLL = 4
+# Measured (tests/benchmarks/bench_preroll.py, README): in one process the carried latent alone is
+# as close to a single pass as any pre-roll; a chunk that starts without it (a farm task, a Ray
+# task, the chunk after a resumed one) needs about 8 frames of pre-roll to get as close.
+DEFAULT_PREROLL = 8
 
 
 @dataclass(frozen=True)
@@ -210,6 +215,8 @@ def render_shot(
                 report.skipped.append(chunk)
                 host.carried = {}  # the next chunk starts from its pre-roll instead
             else:
+                if host.carried:  # warm start carried over: no pre-roll needed
+                    chunk = Chunk(chunk.index, chunk.frames)
                 run = render_chunk(path, overrides, chunk, log_json)
                 report.rendered.append(chunk)
                 report.files += run.files

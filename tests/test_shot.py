@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -52,11 +53,16 @@ def test_a_chunk_graph_loads_only_its_frames_and_preroll(shot_plate, tmp_path):
     assert graph["7"].inputs["steps"] == "20"
 
 
-def test_chunked_render_writes_every_frame_once_and_resumes(headless_host, shot_plate, tmp_path):
+def test_chunked_render_writes_every_frame_once_and_resumes(
+    headless_host, shot_plate, tmp_path, caplog
+):
     out = str(tmp_path / "out" / "shot.####.exr")
     log = tmp_path / "log.jsonl"
+    caplog.set_level(logging.INFO, logger="latentmirror")
     with open(log, "w") as stream:
         report = render_shot(IDENTITY, None, overrides(shot_plate, out), 3, 2, stream)
+    # the warm start carries from chunk to chunk in one process: no pre-roll is loaded
+    assert "chunk 2 (1004-1006) with 0 pre-roll" in caplog.text
     assert report.chunks == 3 and len(report.rendered) == 3
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     assert [x["frame"] for x in lines] == list(range(1001, 1009))
@@ -70,6 +76,7 @@ def test_chunked_render_writes_every_frame_once_and_resumes(headless_host, shot_
     with open(log, "w") as stream:
         third = render_shot(IDENTITY, None, overrides(shot_plate, out), 3, 2, stream)
     assert [c.index for c in third.rendered] == [1]
+    assert "chunk 2 (1004-1006) with 2 pre-roll" in caplog.text  # nothing carried: pre-roll
     assert [json.loads(x)["frame"] for x in log.read_text().splitlines()] == [1005]
 
 
