@@ -43,7 +43,7 @@ def peak_rss_mb(args: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunk", type=int, default=8)
-    parser.add_argument("--preroll", type=int, default=4)
+    parser.add_argument("--preroll", type=int, default=8)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         plate = write_plate(os.path.join(work, "plate"), 96)
