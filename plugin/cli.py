@@ -103,10 +103,8 @@ def _render(args) -> int:
     )
     set_host(host)
     host.install_interrupt_handler()
-    if args.server:
-        return _render_on_server(args, host)
-    if args.ray:
-        return _render_on_ray(args, host)
+    if args.server or args.ray:
+        return _render_elsewhere(args, host)
     if args.chunk or args.log_json:
         return _render_shot(args, host)
     started = time.perf_counter()
@@ -166,17 +164,23 @@ def _shot_bar(host):
     return bar, progress
 
 
-def _render_on_ray(args, host) -> int:
-    from .ray_backend import render_shot_on_ray
+def _render_elsewhere(args, host) -> int:
+    """``--ray`` or ``--server``: the chunks run there; a summary and the failures here."""
     from .shot import DEFAULT_PREROLL, open_log
 
+    if args.server:
+        from .server import render_shot_on_server as run
+
+        where = args.server
+    else:
+        from .ray_backend import render_shot_on_ray as run
+
+        where = args.ray
     preroll = DEFAULT_PREROLL if args.preroll is None else args.preroll
     bar, progress = _shot_bar(host)
     try:
-        report = render_shot_on_ray(
-            args.ray, args.graph, args.frames, args.overrides, args.chunk or 10**9, preroll,
-            progress,
-        )  # fmt: skip
+        chunk = args.chunk or 10**9
+        report = run(where, args.graph, args.frames, args.overrides, chunk, preroll, progress)
     finally:
         bar.close()
     log_json = open_log(args.log_json)
@@ -184,32 +188,10 @@ def _render_on_ray(args, host) -> int:
         log_json.write("".join(line + "\n" for line in report.log_lines))
         if log_json is not sys.stdout:
             log_json.close()
-    for chunk, message in report.failed:
-        print(f"latentmirror: error: chunk {chunk.label()}: {message}", file=sys.stderr)
+    for failed, message in report.failed:
+        print(f"latentmirror: error: chunk {failed.label()}: {message}", file=sys.stderr)
     print(
-        f"rendered {args.graph} on Ray: {report.chunks} chunks ({len(report.succeeded)} "
-        f"succeeded, {len(report.failed)} failed, {len(report.skipped)} complete on disk)"
-    )
-    return EXIT_FAILED if report.failed else EXIT_OK
-
-
-def _render_on_server(args, host) -> int:
-    from .server import render_shot_on_server
-    from .shot import DEFAULT_PREROLL
-
-    preroll = (DEFAULT_PREROLL if args.chunk else 0) if args.preroll is None else args.preroll
-    bar, progress = _shot_bar(host)
-    try:
-        report = render_shot_on_server(
-            args.server, args.graph, args.frames, args.overrides, args.chunk or 10**9, preroll,
-            progress,
-        )  # fmt: skip
-    finally:
-        bar.close()
-    for chunk, message in report.failed:
-        print(f"latentmirror: error: chunk {chunk.label()}: {message}", file=sys.stderr)
-    print(
-        f"rendered {args.graph} on {args.server}: {report.chunks} chunks "
+        f"rendered {args.graph} on {'Ray' if args.ray else where}: {report.chunks} chunks "
         f"({len(report.succeeded)} succeeded, {len(report.failed)} failed, "
         f"{len(report.skipped)} complete on disk)"
     )

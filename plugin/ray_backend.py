@@ -14,23 +14,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from ..core.errors import error
-from .graph import load_graph
-from .runner import apply_overrides, node_classes
-from .shot import Chunk, chunk_complete, plan_chunks, plate_frames_on_disk, shot_frames
+from .shot import Chunk, ChunksReport, chunk_complete, plan_shot
 
 log = logging.getLogger("latentmirror")
-
-
-@dataclass
-class RayReport:
-    chunks: int = 0
-    succeeded: list[Chunk] = field(default_factory=list)
-    skipped: list[Chunk] = field(default_factory=list)
-    failed: list[tuple[Chunk, str]] = field(default_factory=list)
-    log_lines: list[str] = field(default_factory=list)
 
 
 def render_chunk_task(path: str, overrides: list[str], chunk: Chunk, device: str) -> list[str]:
@@ -75,17 +63,12 @@ def render_shot_on_ray(
     preroll: int,
     progress: Callable[[int, int], None] | None = None,
     retries: int = 1,
-) -> RayReport:
+) -> ChunksReport:
     from .host import current_host
 
     host = current_host()
-    classes = node_classes()
-    probe = load_graph(path, classes)
-    apply_overrides(probe, overrides, classes)
-    chunks = plan_chunks(
-        shot_frames(probe, frames, host), chunk_size, preroll, plate_frames_on_disk(probe, host)
-    )
-    report = RayReport(chunks=len(chunks))
+    probe, chunks = plan_shot(path, frames, overrides, chunk_size, preroll, host)
+    report = ChunksReport(chunks=len(chunks))
     todo = []
     for chunk in chunks:
         (report.skipped if chunk_complete(probe, chunk, host) else todo).append(chunk)

@@ -15,20 +15,10 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from ..core.errors import error
-from .graph import GraphNode, load_graph
-from .runner import apply_overrides, node_classes
-from .shot import Chunk, chunk_complete, chunk_graph, plan_chunks, plate_frames_on_disk, shot_frames
-
-
-@dataclass
-class ServerReport:
-    chunks: int = 0
-    succeeded: list[Chunk] = field(default_factory=list)
-    skipped: list[Chunk] = field(default_factory=list)
-    failed: list[tuple[Chunk, str]] = field(default_factory=list)  # chunk, what went wrong
+from .graph import GraphNode
+from .shot import ChunksReport, chunk_complete, chunk_graph, plan_shot
 
 
 def api_prompt(graph: dict[str, GraphNode]) -> dict:
@@ -103,19 +93,14 @@ def render_shot_on_server(
     preroll: int,
     progress: Callable[[int, int], None] | None = None,
     poll: float = 0.5,
-) -> ServerReport:
+) -> ChunksReport:
     """Every chunk on the server, in order; chunks complete on disk (as seen here) are skipped.
     A failed chunk is reported and the others still run."""
     from .host import current_host
 
     host = current_host()
-    classes = node_classes()
-    probe = load_graph(path, classes)
-    apply_overrides(probe, overrides, classes)
-    chunks = plan_chunks(
-        shot_frames(probe, frames, host), chunk_size, preroll, plate_frames_on_disk(probe, host)
-    )
-    report, done, total = ServerReport(chunks=len(chunks)), 0, sum(len(c.frames) for c in chunks)
+    probe, chunks = plan_shot(path, frames, overrides, chunk_size, preroll, host)
+    report, done, total = ChunksReport(chunks=len(chunks)), 0, sum(len(c.frames) for c in chunks)
     for chunk in chunks:
         if chunk_complete(probe, chunk, host):
             report.skipped.append(chunk)

@@ -164,6 +164,26 @@ def chunk_graph(path: str, overrides, chunk: Chunk) -> dict[str, GraphNode]:
     return graph
 
 
+def plan_shot(path: str, frames: str | None, overrides, chunk_size: int, preroll: int, host):
+    """(the graph as given, with overrides; its chunks) for any of the shot backends."""
+    classes = node_classes()
+    graph = load_graph(path, classes)
+    apply_overrides(graph, overrides, classes)
+    before = plate_frames_on_disk(graph, host)
+    return graph, plan_chunks(shot_frames(graph, frames, host), chunk_size, preroll, before)
+
+
+@dataclass
+class ChunksReport:
+    """How the chunks of a shot sent elsewhere (Ray, a ComfyUI server) went."""
+
+    chunks: int = 0
+    succeeded: list[Chunk] = field(default_factory=list)
+    skipped: list[Chunk] = field(default_factory=list)  # complete on disk
+    failed: list[tuple[Chunk, str]] = field(default_factory=list)  # chunk, what went wrong
+    log_lines: list[str] = field(default_factory=list)  # --log-json lines the workers made
+
+
 # ----------------------------------------------------------------------------------------------
 # The local loop.
 
@@ -198,12 +218,7 @@ def render_shot(
     host = current_host()
     if not isinstance(host, HeadlessHost):
         raise error("chunked renders run on the headless host")
-    classes = node_classes()
-    probe = load_graph(path, classes)
-    apply_overrides(probe, overrides, classes)
-    chunks = plan_chunks(
-        shot_frames(probe, frames, host), chunk_size, preroll, plate_frames_on_disk(probe, host)
-    )
+    probe, chunks = plan_shot(path, frames, overrides, chunk_size, preroll, host)
     total = sum(len(c.frames) for c in chunks)
     report = ShotReport(chunks=len(chunks))
     started, done = time.perf_counter(), 0
@@ -247,6 +262,7 @@ def render_chunk(path: str, overrides, chunk: Chunk, log_json=None) -> RunReport
     began = time.perf_counter()
     run = run_graph(graph, node_classes())
     seconds = (time.perf_counter() - began) / len(chunk.frames)
+    run.plots = [_name_by_chunk(plot, chunk) for plot in run.plots]
     if log_json is not None:
         for frame in chunk.frames:
             entry = host.frame_log.get(frame, {})
@@ -257,6 +273,14 @@ def render_chunk(path: str, overrides, chunk: Chunk, log_json=None) -> RunReport
             log_json.write(json.dumps(line) + "\n")
         log_json.flush()
     return run
+
+
+def _name_by_chunk(plot: str, chunk: Chunk) -> str:
+    """``invert_loss_7.png`` -> ``invert_loss_7.1001-1008.png``: each chunk keeps its curve."""
+    base, ext = os.path.splitext(plot)
+    named = f"{base}.{chunk.frames[0]}-{chunk.frames[-1]}{ext}"
+    os.replace(plot, named)
+    return named
 
 
 def open_log(target: str | None):

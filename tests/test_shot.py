@@ -64,6 +64,9 @@ def test_chunked_render_writes_every_frame_once_and_resumes(
     # the warm start carries from chunk to chunk in one process: no pre-roll is loaded
     assert "chunk 2 (1004-1006) with 0 pre-roll" in caplog.text
     assert report.chunks == 3 and len(report.rendered) == 3
+    assert [os.path.basename(p) for p in report.plots] == [
+        "invert_loss_7.1001-1003.png", "invert_loss_7.1004-1006.png", "invert_loss_7.1007-1008.png"
+    ]  # fmt: skip
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     assert [x["frame"] for x in lines] == list(range(1001, 1009))
     assert all(x["loss"] > 0 and x["output"].endswith(f"shot.{x['frame']}.exr") for x in lines)
