@@ -37,6 +37,7 @@ from .losses import LPIPS_NETS, LossEvaluator, LossMix
 from .reference import Reference, ReferencePull, anchor_penalty, parse_layers
 
 SCHEDULES = ("fast", "classic")
+PRECISIONS = ("auto", "float32", "bfloat16")
 
 # NVlabs projector constants.
 CLASSIC_LR = 0.1
@@ -69,12 +70,16 @@ class InvertSettings:
     # over the last stall_steps steps
     stall_steps: int = 20
     stall_tolerance: float = 0.01
+    # the generator's forward and backward under autocast; losses stay float32. auto: bfloat16
+    # on a CUDA device that supports it (about twice the speed), float32 elsewhere
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         checks = [
             (self.space in SPACES, "space", f"one of {SPACES}"),
             (self.schedule in SCHEDULES, "schedule", f"one of {SCHEDULES}"),
             (self.fit in fitting.FIT_MODES, "fit", f"one of {fitting.FIT_MODES}"),
+            (self.precision in PRECISIONS, "precision", f"one of {PRECISIONS}"),
             (self.steps >= 1, "steps", ">= 1"),
             (self.batch_size >= 1, "batch_size", ">= 1"),
             (
@@ -95,6 +100,14 @@ class InvertSettings:
     @property
     def steps_when_warm(self) -> int:
         return self.warm_steps or max(10, self.steps // 5)
+
+    def autocast_dtype(self, device: torch.device) -> torch.dtype | None:
+        """The dtype the generator runs in under autocast, or None for plain float32."""
+        if self.precision == "bfloat16":
+            return torch.bfloat16
+        if self.precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return None
 
     @property
     def optimises_noise(self) -> bool:
@@ -169,6 +182,7 @@ class _Run:
     batch_starts: list[int] = field(default_factory=list)  # history rows where a batch began
     mask_rows: list[int] | None = None  # the masks' row of each target (tiles); None: the same
     target_views: dict = field(default_factory=dict)
+    autocast: torch.dtype | None = None  # the generator's autocast dtype (mixed precision)
 
     def begin_batch(self) -> None:
         self.batch_starts.append(len(self.history.get("total", [])))
@@ -261,8 +275,15 @@ def _renormalise(noise: dict[str, torch.Tensor]) -> None:
             n *= n.square().mean(dim=(-2, -1), keepdim=True).rsqrt()
 
 
-def _synthesise(model, ws: torch.Tensor, noise: dict[str, torch.Tensor] | None) -> torch.Tensor:
-    return model.synthesis(ws, noise_mode="const", noise=noise or None)
+def _synthesise(
+    model, ws: torch.Tensor, noise: dict[str, torch.Tensor] | None, autocast=None
+) -> torch.Tensor:
+    """The generator's images; under autocast in ``autocast`` (a dtype) when given."""
+    if autocast is None:
+        return model.synthesis(ws, noise_mode="const", noise=noise or None)
+    with torch.autocast(model.device.type, dtype=autocast):
+        images = model.synthesis(ws, noise_mode="const", noise=noise or None)
+    return images.float()
 
 
 def _expand(ws_param: torch.Tensor, num_ws: int) -> torch.Tensor:
@@ -300,7 +321,7 @@ def _invert_classic_frame(run: _Run, index: int, start: torch.Tensor):
             w_spread * CLASSIC_NOISE_FACTOR * max(0.0, 1.0 - t / CLASSIC_NOISE_RAMP) ** 2
         )
         ws = _expand(w_opt + run.randn(*w_opt.shape) * w_noise_scale, model.num_ws)
-        output = _synthesise(model, ws, noise)
+        output = _synthesise(model, ws, noise, run.autocast)
         total, values = run.loss(output, [index], ws, noise, None)
         optimiser.zero_grad(set_to_none=True)
         total.backward()
@@ -359,7 +380,7 @@ def _invert_fast_batch(run: _Run, batch: _Batch, noise: dict[str, torch.Tensor] 
         if batch.explore:
             scale = w_spread * CLASSIC_NOISE_FACTOR * max(0.0, 1.0 - step / steps / 0.5) ** 2
             ws = ws + run.randn(*ws.shape) * scale
-        output = _synthesise(model, ws, noise)
+        output = _synthesise(model, ws, noise, run.autocast)
         total, values = run.loss(output, batch.indices, ws, noise, prev)
         optimiser.zero_grad(set_to_none=True)
         total.backward()
@@ -513,6 +534,7 @@ def invert(
     run = _Run(
         model, settings, evaluator, targets, torch.Generator().manual_seed(settings.seed),
         _Progress(callbacks, planned, len(frames) * tiles),
+        autocast=settings.autocast_dtype(model.device),
     )  # fmt: skip
     ref_kwargs = dict(
         mix=reference_mix(mix_given), lpips_folders=lpips_folders,
@@ -547,6 +569,7 @@ def invert(
             "batch_starts": run.batch_starts,
             "settings": asdict(settings),
             "lpips_random_backbone": bool(allow_random_backbone),
+            "autocast": str(run.autocast).replace("torch.", "") if run.autocast else "float32",
         },
     )
     if cache is not None:

@@ -9,7 +9,7 @@ import torch
 
 from ..core.errors import context, error
 from ..core.fit import FIT_MODES
-from ..core.invert import SCHEDULES, Callbacks, InvertSettings, invert
+from ..core.invert import PRECISIONS, SCHEDULES, Callbacks, InvertSettings, invert
 from ..core.latents import SPACES, LatentCache, load_latents, save_latents
 from ..core.losses import TERMS, LossMix, LossTerm, parse_params
 from ..core.plot import loss_curve_image
@@ -261,6 +261,12 @@ class InvertNode:
                         "~/.cache/latentmirror).",
                     },
                 ),
+                "precision": choice_input(
+                    PRECISIONS,
+                    "The generator's arithmetic while inverting: auto uses bfloat16 mixed "
+                    "precision on CUDA GPUs that support it (faster; losses stay float32), "
+                    "float32 elsewhere.",
+                ),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
@@ -283,6 +289,7 @@ class InvertNode:
         plate_info=None,
         cache: bool = True,
         tile_overlap: int = 0,
+        precision: str = "auto",
         unique_id=None,
     ):
         host = current_host()
@@ -291,6 +298,7 @@ class InvertNode:
                 space=space, steps=int(steps), schedule=schedule, seed=int(seed),
                 batch_size=int(batch_size), warm_start=bool(warm_start),
                 learning_rate=float(learning_rate), fit=fit, tile_overlap=int(tile_overlap),
+                precision=precision,
             )  # fmt: skip
             frames = _frame_numbers(plate_info, images.shape[0])
             pixels = display_pixels(images, frames, self.DISPLAY_NAME)

@@ -1,6 +1,7 @@
 """Inversion (core/invert.py) on the bundled 64 px demo generator: real torch optimisation."""
 
 import os
+from dataclasses import replace
 
 import pytest
 import torch
@@ -279,3 +280,16 @@ def test_previous_chunk_carries_the_warm_start(demo_model, demo_faces):
     assert (chunked - whole.latent.ws).abs().mean() < (
         torch.cat([first.latent.ws, cold.latent.ws]) - whole.latent.ws
     ).abs().mean()
+
+
+def test_mixed_precision_runs_the_generator_in_bfloat16(demo_model, demo_faces):
+    images, _ = demo_faces
+    settings = InvertSettings(steps=80, warm_start=False, batch_size=2)
+    full = invert(demo_model, images[:2], settings, mix=L2)
+    mixed = invert(demo_model, images[:2], replace(settings, precision="bfloat16"), mix=L2)
+    assert mixed.latent.info["autocast"] == "bfloat16" and full.latent.info["autocast"] == "float32"
+    assert not torch.equal(mixed.latent.ws, full.latent.ws)  # really computed in bfloat16
+    history = mixed.latent.history["total"]
+    assert history[-1] < history[0] / 5
+    assert psnr(mixed.reconstruction, images[:2]).min() > 25
+    assert InvertSettings().autocast_dtype(torch.device("cpu")) is None  # auto: float32 on CPU
