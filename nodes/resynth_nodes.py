@@ -102,6 +102,14 @@ class ResynthesizeNode:
                     min=1,
                     max=1024,
                 ),  # fmt: skip
+                "reference_steps": number_input(
+                    "INT",
+                    150,
+                    "Steps to invert style_mix references (once per model; an Invert with the "
+                    "same steps, seed and loss mix shares the result).",
+                    min=1,
+                    max=100000,
+                ),
             },
         }
 

@@ -179,3 +179,23 @@ def test_tiles_are_merged_back_into_plate_size_frames(demo_model, demo_faces):
     # keeps); were tiles 0 and 1 mixed, the images would change
     smooth = resynthesize(demo_model, latent, ResynthSettings(temporal_smoothing=50.0))
     assert torch.allclose(smooth, out, atol=1e-5)
+
+
+def test_resynthesize_node_inverts_style_mix_references_with_its_steps(demo_model, demo_faces):
+    from latentmirror.nodes.invert_nodes import ReferenceBlendNode
+    from latentmirror.nodes.resynth_nodes import ResynthesizeNode
+
+    images, ws = demo_faces
+    assert "reference_steps" in ResynthesizeNode.INPUT_TYPES()["optional"]
+    (ref,) = ReferenceBlendNode().build(images[1:2].permute(0, 2, 3, 1), "style_mix", 1.0, "coarse")
+    from latentmirror.core.losses import LossMix
+
+    latent = latent_of(demo_model, ws[:1])
+    (plain,) = ResynthesizeNode().run(demo_model, latent, 1.0, "const")
+    (mixed,) = ResynthesizeNode().run(
+        demo_model, latent, 1.0, "const", reference=ref, loss_mix=LossMix().add("l2"),
+        reference_steps=40,
+    )  # fmt: skip
+    target = images[1:2].permute(0, 2, 3, 1)
+    assert plain.shape == mixed.shape == (1, 64, 64, 3)
+    assert (mixed - target).abs().mean() < (plain - target).abs().mean()
