@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from . import stylegan2
-from .ops import FullyConnectedLayer, bias_act, normalize_2nd_moment, upfirdn2d
+from .ops import FullyConnectedLayer, bias_act, upfirdn2d
 
 NOISE_MODES = ("random", "const", "none")
 
@@ -144,12 +144,11 @@ def design_lowpass_filter(
 # Modules.
 
 
-class MappingNetwork(torch.nn.Module):
-    """StyleGAN3 mapping network: normalised z (and embedded c) -> MLP -> w, broadcast to
-    ``num_ws`` copies, with truncation toward ``w_avg``.
-
-    Same as StyleGAN2's except the defaults (2 layers) and that the embedding width is always
-    ``w_dim``. State: ``embed.*`` (if c_dim > 0), ``fc{i}.weight``, ``fc{i}.bias``, ``w_avg``.
+class MappingNetwork(stylegan2.MappingNetwork):
+    """StyleGAN3 mapping network: StyleGAN2's with StyleGAN3's defaults (2 layers, w_avg_beta
+    0.998) and the class embedding and hidden layers always ``w_dim`` wide. The computation
+    (normalised z and embedded c -> MLP -> w, broadcast to ``num_ws``, truncation toward
+    ``w_avg``) and the state (``embed.*`` if c_dim > 0, ``fc{i}.*``, ``w_avg``) are the same.
     """
 
     def __init__(
@@ -162,56 +161,10 @@ class MappingNetwork(torch.nn.Module):
         lr_multiplier: float = 0.01,
         w_avg_beta: float = 0.998,
     ):
-        super().__init__()
-        self.z_dim = z_dim
-        self.c_dim = c_dim
-        self.w_dim = w_dim
-        self.num_ws = num_ws
-        self.num_layers = num_layers
-        self.w_avg_beta = w_avg_beta
-        self.embed = FullyConnectedLayer(c_dim, w_dim) if c_dim > 0 else None
-        features = [z_dim + (w_dim if c_dim > 0 else 0)] + [w_dim] * num_layers
-        for idx in range(num_layers):
-            layer = FullyConnectedLayer(
-                features[idx], features[idx + 1], activation="lrelu", lr_multiplier=lr_multiplier
-            )
-            setattr(self, f"fc{idx}", layer)
-        self.register_buffer("w_avg", torch.zeros([w_dim]))
-
-    def forward(
-        self,
-        z: torch.Tensor,
-        c: torch.Tensor | None = None,
-        truncation_psi: float = 1,
-        truncation_cutoff: int | None = None,
-        update_emas: bool = False,
-    ) -> torch.Tensor:
-        """z ``[N, z_dim]``, c ``[N, c_dim]`` (unused if c_dim == 0) -> ws ``[N, num_ws, w_dim]``.
-
-        Truncation lerps the first ``truncation_cutoff`` ws (all if None) toward ``w_avg``.
-        """
-        if z.ndim != 2 or z.shape[1] != self.z_dim:
-            raise ValueError(f"z must be [N, {self.z_dim}], got {tuple(z.shape)}")
-        x = normalize_2nd_moment(z.to(torch.float32))
-        if self.c_dim > 0:
-            if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
-                raise ValueError(f"c must be [N, {self.c_dim}] for a conditional generator")
-            y = normalize_2nd_moment(self.embed(c.to(torch.float32)))
-            x = torch.cat([x, y], dim=1)
-        for idx in range(self.num_layers):
-            x = getattr(self, f"fc{idx}")(x)
-
-        if update_emas:
-            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
-
-        x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
-        if truncation_psi != 1:
-            cutoff = self.num_ws if truncation_cutoff is None else truncation_cutoff
-            x[:, :cutoff] = self.w_avg.lerp(x[:, :cutoff], truncation_psi)
-        return x
-
-    def extra_repr(self) -> str:
-        return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
+        super().__init__(
+            z_dim, c_dim, w_dim, num_ws, num_layers=num_layers, embed_features=w_dim,
+            layer_features=w_dim, lr_multiplier=lr_multiplier, w_avg_beta=w_avg_beta,
+        )  # fmt: skip
 
 
 class SynthesisInput(torch.nn.Module):
