@@ -32,9 +32,10 @@ import torch
 
 from . import fit as fitting
 from .errors import LatentmirrorError, error, is_out_of_memory
-from .latents import SPACES, GanLatent, LatentCache, cache_key, tensor_digest
+from .latents import SPACES, GanLatent, LatentCache, cache_key
 from .losses import LPIPS_NETS, LossEvaluator, LossMix
 from .reference import Reference, ReferencePull, anchor_penalty, parse_layers
+from .storage import tensor_digest
 
 SCHEDULES = ("fast", "classic")
 PRECISIONS = ("auto", "float32", "bfloat16")

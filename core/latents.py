@@ -16,13 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field, replace
 
 import torch
 
 from .errors import error
 from .fit import Fit
+from .storage import write_atomically
 
 SPACES = ("w", "w_plus", "w_plus_noise")
 METADATA_KEY = "latentmirror"
@@ -101,23 +101,11 @@ def save_latents(latent: GanLatent, path: str) -> str:
     """Write ``latent`` to ``path`` (.safetensors) atomically: a temp file renamed into place."""
     from safetensors.torch import save_file
 
-    path = os.path.abspath(path)
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
     tensors = {"ws": latent.ws.detach().float().cpu().contiguous()}
     for name, maps in (latent.noise or {}).items():
         tensors[f"noise.{name}"] = maps.detach().float().cpu().contiguous()
     meta = {METADATA_KEY: json.dumps(latent.metadata())}
-    fd, temp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
-    os.close(fd)
-    try:
-        save_file(tensors, temp, metadata=meta)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
-    return path
+    return write_atomically(path, lambda temporary: save_file(tensors, temporary, metadata=meta))
 
 
 def load_latents(path: str) -> GanLatent:
@@ -160,14 +148,6 @@ def load_latents(path: str) -> GanLatent:
 
 # ----------------------------------------------------------------------------------------------
 # The cache.
-
-
-def tensor_digest(tensor: torch.Tensor) -> str:
-    """sha256 of a tensor's float32 bytes and shape (for cache keys)."""
-    data = tensor.detach().to("cpu", torch.float32).contiguous()
-    digest = hashlib.sha256(str(list(data.shape)).encode())
-    digest.update(data.numpy().tobytes())
-    return digest.hexdigest()
 
 
 def cache_key(**parts) -> str:
@@ -218,7 +198,7 @@ class LatentCache:
     def _prune(self) -> None:
         entries = []
         for name in os.listdir(self.folder):
-            if name.endswith(".safetensors") and not name.startswith(".tmp-"):
+            if name.endswith(".safetensors") and not name.startswith("."):  # not temporaries
                 stat = os.stat(os.path.join(self.folder, name))
                 entries.append((stat.st_mtime, stat.st_size, name))
         total = sum(size for _, size, _ in entries)

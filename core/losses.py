@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import error
+from .storage import tensor_digest
 
 TERMS = (
     "lpips_vgg",
@@ -214,8 +215,7 @@ class LossTerm:
         """JSON-able description (for latent metadata); the mask as its shape and a hash."""
         out = {"term": self.name, "weight": self.weight, "params": dict(self.params)}
         if self.mask is not None:
-            digest = hashlib.sha256(self.mask.cpu().contiguous().numpy().tobytes()).hexdigest()
-            out["mask"] = {"shape": list(self.mask.shape), "sha256": digest}
+            out["mask"] = {"shape": list(self.mask.shape), "sha256": tensor_digest(self.mask)}
         return out
 
 

@@ -21,6 +21,7 @@ import torch
 
 from . import losses
 from .errors import error
+from .storage import tensor_digest
 
 MODES = ("loss_pull", "latent_anchor", "style_mix")
 PULL_DISTANCES = ("lpips_vgg", "lpips_alex", "d_features", "l1", "l2")
@@ -120,9 +121,7 @@ class ReferenceItem:
         object.__setattr__(self, "images", images[..., :3].detach().float().cpu().contiguous())
 
     def digest(self) -> str:
-        return hashlib.sha256(
-            self.images.numpy().tobytes() + str(self.images.shape).encode()
-        ).hexdigest()
+        return tensor_digest(self.images)
 
     def describe(self) -> dict:
         return {

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from ..core.gan.loading import save_safetensors
 from ..core.gan.model import GanModel
 from ..core.gan.stylegan2 import Discriminator, Generator
+from ..core.storage import write_atomically
 from . import faces
 
 CHECKPOINT_FORMAT = "latentmirror-demo-train"
@@ -332,9 +333,8 @@ class Trainer:
         }
 
     def save_checkpoint(self, path: str) -> None:
-        tmp = f"{path}.tmp-{os.getpid()}"
-        torch.save(self.state(), tmp)
-        os.replace(tmp, path)  # a crash while writing never leaves a half checkpoint
+        state = self.state()  # a crash while writing never leaves a half checkpoint
+        write_atomically(path, lambda temporary: torch.save(state, temporary))
 
     def load_checkpoint(self, path: str) -> None:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)

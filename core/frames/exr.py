@@ -8,15 +8,14 @@ with the same type.
 
 from __future__ import annotations
 
-import glob
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 import OpenImageIO as oiio
 
 from ..errors import error
+from ..storage import write_atomically
 
 COMPRESSIONS = ("zip", "zips", "piz", "dwaa", "dwab", "pxr24", "b44", "b44a", "rle", "none")
 PIXEL_TYPES = ("half", "float")
@@ -132,8 +131,7 @@ def write_exr(
     """Write one EXR atomically: to a temporary name in the same folder, then renamed into place.
 
     A killed process leaves at most a hidden temporary file, never a half-written frame; the
-    next write of the same frame removes such leftovers (one writer per frame: chunks, farm tasks
-    and Ray tasks own disjoint frames).
+    next write of the same frame removes such leftovers (:func:`~..storage.write_atomically`).
     """
     if pixel_type not in PIXEL_TYPES:
         raise error(f"pixel type '{pixel_type}' is not one of {', '.join(PIXEL_TYPES)}", file=path)
@@ -149,34 +147,7 @@ def write_exr(
     if compression in ("dwaa", "dwab"):
         spec.attribute("openexr:dwaCompressionLevel", float(dwa_level))
 
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    remove_leftover_temporaries(path)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.", suffix=".tmp.exr", dir=directory
-    )
-    os.close(handle)
-    try:
-        _write_file(temporary, spec, pixels, path)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
-def temporary_glob(path: str) -> str:
-    """The glob of :func:`write_exr`'s temporary files for ``path``."""
-    folder, name = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{glob.escape(name)}.*.tmp.exr")
-
-
-def remove_leftover_temporaries(path: str) -> None:
-    """Delete temporary files a killed writer of ``path`` left behind."""
-    for leftover in glob.glob(temporary_glob(path)):
-        try:
-            os.unlink(leftover)
-        except OSError:
-            pass
+    write_atomically(path, lambda temporary: _write_file(temporary, spec, pixels, path))
 
 
 def _write_file(temporary: str, spec: oiio.ImageSpec, pixels: np.ndarray, path: str) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from ..errors import error
+from ..storage import write_atomically
 from . import safe_pickle
 from .model import GanModel
 
@@ -113,15 +114,12 @@ def save_safetensors(
     # One metadata entry only: safetensors writes metadata in hash-map order, and a single key
     # keeps the file byte-identical for identical content.
     blob = save(tensors, metadata={METADATA_KEY: json.dumps(meta)})
-    path = str(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
+
+    def write(temporary: str) -> None:
+        with open(temporary, "wb") as f:
             f.write(blob)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    write_atomically(str(path), write)
 
 
 # ----------------------------------------------------------------------------------------------

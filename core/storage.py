@@ -1,0 +1,64 @@
+"""Writing files so that nothing half-written is ever seen, and content digests for caches.
+
+Every file the pack writes (EXR frames, latents, models, checkpoints) goes through
+:func:`write_atomically`: it is written under a hidden temporary name in the same folder and
+renamed into place, so a reader or a crash (even SIGKILL) never meets a partial file.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+
+import torch
+
+
+def temporary_glob(path: str) -> str:
+    """The glob of :func:`write_atomically`'s temporary files for ``path``."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, f".{glob.escape(name)}.*.tmp*")
+
+
+def remove_leftover_temporaries(path: str) -> None:
+    """Delete temporary files a killed writer of ``path`` left behind (one writer per file:
+    chunks, farm tasks and Ray tasks own disjoint frames)."""
+    for leftover in glob.glob(temporary_glob(path)):
+        try:
+            os.unlink(leftover)
+        except OSError:
+            pass
+
+
+def write_atomically(path: str, write: Callable[[str], None]) -> str:
+    """``write(temporary)`` then rename the temporary to ``path``; returns the absolute path.
+
+    The temporary is ``.<name>.<random>.tmp<ext>`` beside ``path`` (keeping the extension, so
+    writers that choose the format by it still work); it is removed if ``write`` fails, and
+    leftovers of an earlier killed writer of ``path`` are removed first.
+    """
+    path = os.path.abspath(path)
+    folder, name = os.path.split(path)
+    os.makedirs(folder, exist_ok=True)
+    remove_leftover_temporaries(path)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{name}.", suffix=f".tmp{os.path.splitext(name)[1]}", dir=folder
+    )
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return path
+
+
+def tensor_digest(tensor: torch.Tensor) -> str:
+    """sha256 of a tensor's shape and float32 bytes (for cache keys and metadata)."""
+    data = tensor.detach().to("cpu", torch.float32).contiguous()
+    digest = hashlib.sha256(str(list(data.shape)).encode())
+    digest.update(data.numpy().tobytes())
+    return digest.hexdigest()
