@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from . import fit as fitting
 from .errors import LatentmirrorError, error, is_out_of_memory
 from .latents import GanLatent
+from .losses import gaussian_window
 from .reference import Reference, parse_layers, style_mix
 
 log = logging.getLogger("latentmirror")
@@ -64,24 +65,19 @@ class ResynthSettings:
 
 def truncate(ws: torch.Tensor, w_avg: torch.Tensor, psi: float, rows: list[int] | None = None):
     """``ws [B, L, D]`` pulled toward ``w_avg [D]``: ``w_avg + psi * (w - w_avg)`` on ``rows``
-    (all by default).
+    (all by default): a style mix toward the average latent with strength ``1 - psi``.
 
     >>> truncate(torch.ones(1, 2, 1), torch.zeros(1), 0.5, [1])[0, :, 0]
     tensor([1.0000, 0.5000])
     """
-    out = ws.clone()
     rows = list(range(ws.shape[1])) if rows is None else rows
-    avg = w_avg.to(ws.device, ws.dtype)
-    out[:, rows] = torch.lerp(avg.expand_as(ws[:, rows]), ws[:, rows], float(psi))
-    return out
+    return style_mix(ws, w_avg.expand(ws.shape[1], -1), rows, 1.0 - float(psi))
 
 
 def gaussian_kernel(sigma: float) -> torch.Tensor:
-    """A normalised Gaussian over ``[-ceil(3 sigma), ceil(3 sigma)]`` frames."""
+    """A normalised Gaussian over ``[-ceil(3 sigma), ceil(3 sigma)]`` frames (float64)."""
     radius = max(1, math.ceil(3 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    kernel = torch.exp(-(x**2) / (2 * sigma * sigma))
-    return kernel / kernel.sum()
+    return gaussian_window(2 * radius + 1, sigma, dtype=torch.float64)
 
 
 def smooth_latents(ws: torch.Tensor, sigma: float) -> torch.Tensor:
