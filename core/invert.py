@@ -182,7 +182,6 @@ class _Run:
     history: dict[str, list[float]] = field(default_factory=dict)
     batch_starts: list[int] = field(default_factory=list)  # history rows where a batch began
     mask_rows: list[int] | None = None  # the masks' row of each target (tiles); None: the same
-    target_views: dict = field(default_factory=dict)
     autocast: torch.dtype | None = None  # the generator's autocast dtype (mixed precision)
 
     def begin_batch(self) -> None:
@@ -202,17 +201,9 @@ class _Run:
             if len(values_list) < length:
                 values_list.append(math.nan)
 
-    def _target(self, first: int, end: int) -> torch.Tensor:
-        """The same tensor for the same frames at every step, so the evaluator keeps the
-        target's LPIPS/D features instead of recomputing them."""
-        key = (id(self.targets), first, end)
-        if key not in self.target_views:
-            self.target_views[key] = self.targets[first:end]
-        return self.target_views[key]
-
     def loss(self, output, indices, ws, noise, prev) -> tuple[torch.Tensor, dict[str, float]]:
         """The mix plus the references' pulls and anchors, for frames ``indices``."""
-        target = self._target(indices[0], indices[-1] + 1)
+        target = self.targets[indices[0] : indices[-1] + 1]
         prev_out, prev_tgt = prev if prev is not None else (None, None)
         rows = [self.mask_rows[i] for i in indices] if self.mask_rows is not None else indices
         total, values = self.evaluator(

@@ -726,6 +726,21 @@ class LossResult(NamedTuple):
     values: dict[str, float]  # unweighted value of each term, labelled as LossMix.labels()
 
 
+def _same_data(a: torch.Tensor, b: torch.Tensor | None) -> bool:
+    """``a`` and ``b`` show the same elements of the same storage (e.g. the same slice of a
+    target batch taken again at each step). ``b`` is held by the cache, so its memory cannot be
+    freed and reused by another tensor while compared."""
+    return (
+        b is not None
+        and a.device == b.device
+        and a.dtype == b.dtype
+        and a.shape == b.shape
+        and a.stride() == b.stride()
+        and a.storage_offset() == b.storage_offset()
+        and a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+    )
+
+
 class LossEvaluator:
     """Evaluates a :class:`LossMix` for one optimisation step.
 
@@ -736,7 +751,8 @@ class LossEvaluator:
     for tests only.
 
     Target-side work (resizing, LPIPS and D features of the target, masks on the device) is cached
-    while the same target tensor is passed again unchanged.
+    while the same target data is passed again unchanged (the same tensor, or the same slice of
+    one taken again).
     """
 
     def __init__(
@@ -791,7 +807,7 @@ class LossEvaluator:
     def _reset_cache(self, target: torch.Tensor) -> None:
         if target.requires_grad:  # not a fixed target: nothing to reuse
             self._cached_target, self._cache = None, {}
-        elif target is not self._cached_target or target._version != self._cached_version:
+        elif not _same_data(target, self._cached_target) or target._version != self._cached_version:
             self._cached_target, self._cached_version, self._cache = target, target._version, {}
 
     def __call__(

@@ -351,3 +351,18 @@ def test_bfloat16_output_and_target_cache(model):
     assert evaluate(x, y).values["ssim"] != pytest.approx(first.values["ssim"])
     low = evaluate(x.bfloat16().requires_grad_(True), y)
     assert all(math.isfinite(v) for v in low.values.values())
+
+
+def test_target_cache_holds_for_the_same_slice_taken_again(model):
+    x, batch = images(2, seed=1), images(4, seed=2)
+    evaluate = evaluator(L.LossMix().add("lpips_alex"), model)
+    evaluate(x, batch[0:2])
+    kept = evaluate._cache
+    evaluate(x, batch[0:2])  # a new view of the same frames: the target's features are reused
+    assert evaluate._cache is kept
+    evaluate(x, batch[2:4])  # other frames: computed afresh
+    assert evaluate._cache is not kept
+    again = evaluate._cache
+    batch[2:4].mul_(0.5)  # frames changed in place: noticed through the shared version counter
+    evaluate(x, batch[2:4])
+    assert evaluate._cache is not again
