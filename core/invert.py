@@ -191,15 +191,14 @@ class _Run:
         return torch.randn(*shape, generator=self.generator).to(self.model.device)
 
     def record(self, total: torch.Tensor, values: dict[str, float], extra: dict[str, float]):
+        """One row of the loss history; a label new or silent this step gets NaN elsewhere."""
+        step = len(self.history.get("total", []))
         row = {"total": float(total.detach()), **values, **extra}
         for key, value in row.items():
-            self.history.setdefault(key, [math.nan] * (len(self.history.get("total", [])) - 1))
-            self.history[key].append(value)
-        # terms that did not report this step keep the rows aligned
-        length = len(self.history["total"])
-        for values_list in self.history.values():
-            if len(values_list) < length:
-                values_list.append(math.nan)
+            self.history.setdefault(key, [math.nan] * step).append(value)
+        for series in self.history.values():
+            if len(series) == step:
+                series.append(math.nan)
 
     def loss(self, output, indices, ws, noise, prev) -> tuple[torch.Tensor, dict[str, float]]:
         """The mix plus the references' pulls and anchors, for frames ``indices``."""
@@ -215,8 +214,8 @@ class _Run:
             value = pull(output)
             total = total + pull.item.strength * value
             extra[f"reference_pull_{i + 1}"] = float(value.detach())
-        for i, (anchor, rows, strength) in enumerate(self.anchors):
-            value = anchor_penalty(ws, anchor, rows)
+        for i, (anchor, layers, strength) in enumerate(self.anchors):
+            value = anchor_penalty(ws, anchor, layers)
             total = total + strength * value
             extra[f"reference_anchor_{i + 1}"] = float(value.detach())
         if not torch.isfinite(total):
@@ -287,6 +286,28 @@ def _expand(ws_param: torch.Tensor, num_ws: int) -> torch.Tensor:
 # The classic schedule.
 
 
+def _w_noise_scale(spread: float, t: float, ramp: float) -> float:
+    """The classic recipe's exploration noise on w: decays to 0 at ``t = ramp`` (t in [0, 1])."""
+    return spread * CLASSIC_NOISE_FACTOR * max(0.0, 1.0 - t / ramp) ** 2
+
+
+def _step(run: _Run, optimiser, lr: float, ws, indices, noise, prev) -> float:
+    """One optimiser step of both schedules: synthesise, score, descend, re-normalise the noise
+    being optimised, record and report. Returns the step's total loss."""
+    for group in optimiser.param_groups:
+        group["lr"] = lr
+    output = _synthesise(run.model, ws, noise, run.autocast)
+    total, values = run.loss(output, indices, ws, noise, prev)
+    optimiser.zero_grad(set_to_none=True)
+    total.backward()
+    optimiser.step()
+    if noise:
+        _renormalise(noise)
+    run.record(total, values, {"lr": lr})
+    run.progress.step()
+    return float(total.detach())
+
+
 def _classic_lr(t: float, base: float) -> float:
     ramp = min(1.0, (1.0 - t) / CLASSIC_LR_RAMPDOWN)
     ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
@@ -298,8 +319,7 @@ def _invert_classic_frame(run: _Run, index: int, start: torch.Tensor):
     model, settings = run.model, run.settings
     _, w_spread = w_statistics(model)
     run.begin_batch()
-    rows = 1 if settings.space == "w" else model.num_ws
-    w_opt = start.detach().clone()[:, :rows].contiguous().requires_grad_(True)
+    w_opt = start.detach().clone()[:, : _rows(settings, model)].contiguous().requires_grad_(True)
     noise = {
         n: run.randn(1, 1, r, r).requires_grad_(True) for n, r in noise_layer_sizes(model).items()
     }
@@ -307,21 +327,9 @@ def _invert_classic_frame(run: _Run, index: int, start: torch.Tensor):
     final = math.inf
     for step in range(settings.steps):
         t = step / settings.steps
-        for group in optimiser.param_groups:
-            group["lr"] = _classic_lr(t, settings.lr)
-        w_noise_scale = (
-            w_spread * CLASSIC_NOISE_FACTOR * max(0.0, 1.0 - t / CLASSIC_NOISE_RAMP) ** 2
-        )
-        ws = _expand(w_opt + run.randn(*w_opt.shape) * w_noise_scale, model.num_ws)
-        output = _synthesise(model, ws, noise, run.autocast)
-        total, values = run.loss(output, [index], ws, noise, None)
-        optimiser.zero_grad(set_to_none=True)
-        total.backward()
-        optimiser.step()
-        _renormalise(noise)
-        run.record(total, values, {"lr": optimiser.param_groups[0]["lr"]})
-        final = float(total.detach())
-        run.progress.step()
+        w_noise = run.randn(*w_opt.shape) * _w_noise_scale(w_spread, t, CLASSIC_NOISE_RAMP)
+        ws = _expand(w_opt + w_noise, model.num_ws)
+        final = _step(run, optimiser, _classic_lr(t, settings.lr), ws, [index], noise, None)
     ws = _expand(w_opt.detach(), model.num_ws)
     return ws, {k: v.detach() for k, v in noise.items()}, final
 
@@ -366,26 +374,14 @@ def _invert_fast_batch(run: _Run, batch: _Batch, noise: dict[str, torch.Tensor] 
     w_spread = w_statistics(model)[1] if batch.explore else 0.0
     totals: list[float] = []
     for step in range(steps):
-        for group in optimiser.param_groups:
-            group["lr"] = _fast_lr(step, steps, settings.lr, batch.cold)
         ws = _expand(w_opt, model.num_ws)
         if batch.explore:
-            scale = w_spread * CLASSIC_NOISE_FACTOR * max(0.0, 1.0 - step / steps / 0.5) ** 2
-            ws = ws + run.randn(*ws.shape) * scale
-        output = _synthesise(model, ws, noise, run.autocast)
-        total, values = run.loss(output, batch.indices, ws, noise, prev)
-        optimiser.zero_grad(set_to_none=True)
-        total.backward()
-        optimiser.step()
-        if noise:
-            _renormalise(noise)
-        run.record(total, values, {"lr": optimiser.param_groups[0]["lr"]})
-        run.progress.step()
-        totals.append(float(total.detach()))
+            ws = ws + run.randn(*ws.shape) * _w_noise_scale(w_spread, step / steps, 0.5)
+        lr = _fast_lr(step, steps, settings.lr, batch.cold)
+        totals.append(_step(run, optimiser, lr, ws, batch.indices, noise, prev))
         if _stalled(totals, settings.stall_steps, settings.stall_tolerance) and step < steps - 1:
             break  # further steps would not pay
-    used = len(totals)
-    run.progress.skip(steps - used)
+    run.progress.skip(steps - len(totals))
     return _expand(w_opt.detach(), model.num_ws)
 
 
