@@ -192,7 +192,7 @@ def _render_elsewhere(args, host) -> int:
         print(f"latentmirror: error: chunk {failed.label()}: {message}", file=sys.stderr)
     print(
         f"rendered {args.graph} on {'Ray' if args.ray else where}: {report.chunks} chunks "
-        f"({len(report.succeeded)} succeeded, {len(report.failed)} failed, "
+        f"({len(report.rendered)} succeeded, {len(report.failed)} failed, "
         f"{len(report.skipped)} complete on disk)"
     )
     return EXIT_FAILED if report.failed else EXIT_OK

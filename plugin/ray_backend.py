@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 
 from ..core.errors import error
-from .shot import Chunk, ChunksReport, chunk_complete, plan_shot
+from .shot import Chunk, ShotReport, start_shot
 
 log = logging.getLogger("latentmirror")
 
@@ -63,19 +63,13 @@ def render_shot_on_ray(
     preroll: int,
     progress: Callable[[int, int], None] | None = None,
     retries: int = 1,
-) -> ChunksReport:
+) -> ShotReport:
     from .host import current_host
 
-    host = current_host()
-    probe, chunks = plan_shot(path, frames, overrides, chunk_size, preroll, host)
-    report = ChunksReport(chunks=len(chunks))
-    todo = []
-    for chunk in chunks:
-        (report.skipped if chunk_complete(probe, chunk, host) else todo).append(chunk)
-    total = sum(len(c.frames) for c in chunks)
-    done = sum(len(c.frames) for c in report.skipped)
-    if progress:
-        progress(done, total)
+    chunks, report, count_done = start_shot(
+        path, frames, overrides, chunk_size, preroll, current_host(), progress
+    )
+    todo = [chunk for chunk in chunks if chunk not in report.skipped]
     if not todo:
         return report
 
@@ -92,12 +86,10 @@ def render_shot_on_ray(
             chunk = pending.pop(ref)
             try:
                 report.log_lines += ray.get(ref)
-                report.succeeded.append(chunk)
+                report.rendered.append(chunk)
             except Exception as exc:  # noqa: BLE001 - after the retries: report with its frames
                 report.failed.append((chunk, _cause(exc)))
-            done += len(chunk.frames)
-            if progress:
-                progress(done, total)
+            count_done(chunk)
     return report
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from ..core.errors import error
 from .graph import GraphNode
-from .shot import ChunksReport, chunk_complete, chunk_graph, plan_shot
+from .shot import ShotReport, chunk_graph, start_shot
 
 
 def api_prompt(graph: dict[str, GraphNode]) -> dict:
@@ -93,24 +93,21 @@ def render_shot_on_server(
     preroll: int,
     progress: Callable[[int, int], None] | None = None,
     poll: float = 0.5,
-) -> ChunksReport:
+) -> ShotReport:
     """Every chunk on the server, in order; chunks complete on disk (as seen here) are skipped.
     A failed chunk is reported and the others still run."""
     from .host import current_host
 
-    host = current_host()
-    probe, chunks = plan_shot(path, frames, overrides, chunk_size, preroll, host)
-    report, done, total = ChunksReport(chunks=len(chunks)), 0, sum(len(c.frames) for c in chunks)
+    chunks, report, count_done = start_shot(
+        path, frames, overrides, chunk_size, preroll, current_host(), progress
+    )
     for chunk in chunks:
-        if chunk_complete(probe, chunk, host):
-            report.skipped.append(chunk)
-        else:
-            try:
-                run_chunk_on_server(url, chunk_graph(path, overrides, chunk), poll)
-                report.succeeded.append(chunk)
-            except Exception as exc:  # noqa: BLE001 - reported with the chunk's frames
-                report.failed.append((chunk, str(exc)))
-        done += len(chunk.frames)
-        if progress:
-            progress(done, total)
+        if chunk in report.skipped:
+            continue
+        try:
+            run_chunk_on_server(url, chunk_graph(path, overrides, chunk), poll)
+            report.rendered.append(chunk)
+        except Exception as exc:  # noqa: BLE001 - reported with the chunk's frames
+            report.failed.append((chunk, str(exc)))
+        count_done(chunk)
     return report

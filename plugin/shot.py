@@ -164,38 +164,56 @@ def chunk_graph(path: str, overrides, chunk: Chunk) -> dict[str, GraphNode]:
     return graph
 
 
-def plan_shot(path: str, frames: str | None, overrides, chunk_size: int, preroll: int, host):
-    """(the graph as given, with overrides; its chunks) for any of the shot backends."""
+@dataclass
+class ShotReport:
+    """How a shot's chunks went, wherever they ran (here, on Ray, on a ComfyUI server)."""
+
+    chunks: int = 0
+    rendered: list[Chunk] = field(default_factory=list)
+    skipped: list[Chunk] = field(default_factory=list)  # complete on disk
+    failed: list[tuple[Chunk, str]] = field(default_factory=list)  # chunk, what went wrong
+    files: list[str] = field(default_factory=list)
+    plots: list[str] = field(default_factory=list)
+    log_lines: list[str] = field(default_factory=list)  # --log-json lines made by workers
+    seconds: float = 0.0
+
+
+def start_shot(
+    path: str,
+    frames: str | None,
+    overrides,
+    chunk_size: int,
+    preroll: int,
+    host,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[Chunk], ShotReport, Callable[[Chunk], None]]:
+    """What every shot backend does first: plan the chunks, find those complete on disk (in the
+    report's ``skipped``, counted done), and give the function that counts a chunk done."""
     classes = node_classes()
     graph = load_graph(path, classes)
     apply_overrides(graph, overrides, classes)
     before = plate_frames_on_disk(graph, host)
-    return graph, plan_chunks(shot_frames(graph, frames, host), chunk_size, preroll, before)
+    chunks = plan_chunks(shot_frames(graph, frames, host), chunk_size, preroll, before)
+    report = ShotReport(chunks=len(chunks))
+    for chunk in chunks:
+        if chunk_complete(graph, chunk, host):
+            log.info("chunk %d (%s): complete on disk, skipped", chunk.index + 1, chunk.label())
+            report.skipped.append(chunk)
+    total, done = sum(len(c.frames) for c in chunks), 0
 
+    def count_done(chunk: Chunk) -> None:
+        nonlocal done
+        done += len(chunk.frames)
+        if progress:
+            progress(done, total)
 
-@dataclass
-class ChunksReport:
-    """How the chunks of a shot sent elsewhere (Ray, a ComfyUI server) went."""
-
-    chunks: int = 0
-    succeeded: list[Chunk] = field(default_factory=list)
-    skipped: list[Chunk] = field(default_factory=list)  # complete on disk
-    failed: list[tuple[Chunk, str]] = field(default_factory=list)  # chunk, what went wrong
-    log_lines: list[str] = field(default_factory=list)  # --log-json lines the workers made
+    for chunk in report.skipped:
+        count_done(chunk)
+    return chunks, report, count_done
 
 
 # ----------------------------------------------------------------------------------------------
 # The local loop.
-
-
-@dataclass
-class ShotReport:
-    chunks: int = 0
-    rendered: list[Chunk] = field(default_factory=list)
-    skipped: list[Chunk] = field(default_factory=list)  # complete on disk
-    files: list[str] = field(default_factory=list)
-    plots: list[str] = field(default_factory=list)
-    seconds: float = 0.0
 
 
 def render_shot(
@@ -218,27 +236,23 @@ def render_shot(
     host = current_host()
     if not isinstance(host, HeadlessHost):
         raise error("chunked renders run on the headless host")
-    probe, chunks = plan_shot(path, frames, overrides, chunk_size, preroll, host)
-    total = sum(len(c.frames) for c in chunks)
-    report = ShotReport(chunks=len(chunks))
-    started, done = time.perf_counter(), 0
+    started = time.perf_counter()
+    chunks, report, count_done = start_shot(
+        path, frames, overrides, chunk_size, preroll, host, progress
+    )
     host.carry_between_chunks, host.carried = True, {}
     try:
         for chunk in chunks:
-            if chunk_complete(probe, chunk, host):
-                log.info("chunk %d (%s): complete on disk, skipped", chunk.index + 1, chunk.label())
-                report.skipped.append(chunk)
+            if chunk in report.skipped:
                 host.carried = {}  # the next chunk starts from its pre-roll instead
-            else:
-                if host.carried:  # warm start carried over: no pre-roll needed
-                    chunk = Chunk(chunk.index, chunk.frames)
-                run = render_chunk(path, overrides, chunk, log_json)
-                report.rendered.append(chunk)
-                report.files += run.files
-                report.plots += run.plots
-            done += len(chunk.frames)
-            if progress:
-                progress(done, total)
+                continue
+            if host.carried:  # warm start carried over: no pre-roll needed
+                chunk = Chunk(chunk.index, chunk.frames)
+            run = render_chunk(path, overrides, chunk, log_json)
+            report.rendered.append(chunk)
+            report.files += run.files
+            report.plots += run.plots
+            count_done(chunk)
     finally:
         host.carry_between_chunks, host.carried = False, {}
     report.seconds = time.perf_counter() - started
