@@ -48,10 +48,11 @@ def get_model(path: str, device: torch.device | str = "cpu", dtype: str = "auto"
     from .loading import load_gan
 
     device = torch.device(device)
-    key = (file_hash(path), str(device), str(resolve_dtype(dtype, device)))
+    content_hash = file_hash(path)
+    key = (content_hash, str(device), str(resolve_dtype(dtype, device)))
     with _lock:
         if key not in _models:
-            model = load_gan(path, device=device)
+            model = load_gan(path, device=device, content_hash=content_hash)
             _models[key] = model.to(device, resolve_dtype(dtype, device))
         return _models[key]
 

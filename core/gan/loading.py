@@ -55,10 +55,14 @@ class _Spec:
 
 
 @torch.inference_mode(False)  # ComfyUI runs nodes in inference mode; Invert needs autograd
-def load_gan(path: str | os.PathLike, device: str | torch.device = "cpu") -> GanModel:
+def load_gan(
+    path: str | os.PathLike, device: str | torch.device = "cpu", content_hash: str | None = None
+) -> GanModel:
     """Load a StyleGAN2/3 generator (and discriminator, when the file has one).
 
     ``path``: an NVlabs network pickle, a rosinality checkpoint or our ``.safetensors``.
+    ``content_hash``: the file's sha256 when the caller has it already (the model cache hashes
+    the file to find it), so a large file is not hashed twice.
     Nothing from the file is executed. Raises LatentmirrorError naming the file for a missing,
     truncated or corrupt file, a file of the wrong kind, an unknown architecture, an unsupported
     resolution, or a pickle that names a global outside the allow list.
@@ -81,7 +85,8 @@ def load_gan(path: str | os.PathLike, device: str | torch.device = "cpu") -> Gan
             {"class": spec.d_class, "kwargs": spec.d_kwargs} if discriminator is not None else None
         ),
     }
-    model = GanModel(generator, discriminator, architecture, hashlib.sha256(data).hexdigest(), path)
+    content_hash = content_hash or hashlib.sha256(data).hexdigest()
+    model = GanModel(generator, discriminator, architecture, content_hash, path)
     return model.to(device)
 
 
