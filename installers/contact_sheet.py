@@ -23,9 +23,12 @@ DISPLAY_VIEW = "sRGB - Display/ACES 2.0 - SDR 100 nits (Rec.709)"
 LABELS = ("plate", "reconstruction", "resynthesis")
 
 
-def display_frames(pattern: str, colorspace: str = "ACEScg") -> tuple[list[int], np.ndarray]:
-    """(frame numbers, display-referred uint8 RGB [N, H, W, 3]) of an EXR sequence."""
-    loaded = load_sequence(pattern)
+def display_frames(
+    pattern: str, colorspace: str = "ACEScg", frames: str = ""
+) -> tuple[list[int], np.ndarray]:
+    """(frame numbers, display-referred uint8 RGB [N, H, W, 3]) of an EXR sequence (``frames``:
+    a range; empty: all)."""
+    loaded = load_sequence(pattern, frames=frames)
     cfg = color.resolve_config("")
     shown = color.apply_transform(
         loaded.rgb, cfg, colorspace, color.parse_target(cfg, DISPLAY_VIEW)

@@ -232,23 +232,17 @@ def render_thumbnail(name: str, graph_path: str, work: str) -> str:
     import cv2
     import numpy as np
 
-    from latentmirror.core import color
-    from latentmirror.core.frames.sequence import load_sequence
     from latentmirror.plugin.runner import run_graph_file
 
     sys.path.insert(0, os.path.join(ROOT, "installers"))
+    from contact_sheet import display_frames
     from demo_plate import write_plate
 
     plate = write_plate(os.path.join(work, "plate"), 3, 192, 108, "china.jpg")
     out = os.path.join(work, name, "out.####.exr")
     run_graph_file(graph_path, None, headless_overrides(graph_path, plate, out))
-    cfg = color.resolve_config("")
-    view = color.parse_target(cfg, DISPLAY_VIEW)
-    tiles = []
-    for pattern in (plate, out):
-        rgb = load_sequence(pattern, frames="1002").rgb[0]
-        tiles.append(np.clip(color.apply_transform(rgb, cfg, "ACEScg", view), 0, 1))
-    image = (np.concatenate(tiles, axis=1) * 255).round().astype(np.uint8)
+    tiles = [display_frames(pattern, frames="1002")[1][0] for pattern in (plate, out)]
+    image = np.concatenate(tiles, axis=1)
     path = os.path.join(FOLDER, f"{name}.jpg")
     cv2.imwrite(path, cv2.resize(image[..., ::-1], (512, 144), interpolation=cv2.INTER_AREA))
     return path
