@@ -199,7 +199,8 @@ class ReferencePull:
     def _features(self, images: torch.Tensor) -> list[torch.Tensor]:
         distance = self.item.distance
         if distance in losses.LPIPS_NETS:
-            return losses.lpips_features(self.lpips, losses.resize_for_loss(images, 256))
+            resized = losses.resize_for_loss(images, losses.DEFAULT_RESOLUTION)
+            return losses.lpips_features(self.lpips, resized)
         if distance == "d_features":
             return losses.discriminator_features(self.model.discriminator, images)
         return [images]
@@ -208,7 +209,7 @@ class ReferencePull:
         outputs = outputs.float()
         distance = self.item.distance
         if distance in losses.LPIPS_NETS:
-            x = losses.resize_for_loss(outputs, 256)
+            x = losses.resize_for_loss(outputs, losses.DEFAULT_RESOLUTION)
             return losses.lpips_distance(self.lpips, x, None, None, self.features).mean()
         if distance == "d_features":
             fx = self._features(outputs)

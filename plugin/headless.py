@@ -51,8 +51,8 @@ class HeadlessHost(Host):
         self._show_progress = sys.stderr.isatty() if show_progress is None else show_progress
         self.quiet_progress = not self._show_progress
         self.interrupt_requested = threading.Event()
-        self.carry_between_chunks = False  # set by a chunked shot render
-        self.carried: dict[str, object] = {}  # Invert node id -> last solved frame's latent
+        # Invert node id -> last solved frame's latent; a dict only during a chunked shot render
+        self.carried: dict[str, object] | None = None
         self.frame_log: dict[int, dict] = {}  # frame -> loss, output, ...
         self.plots: dict[str, np.ndarray] = {}  # name -> RGB image, written after the run
 
@@ -83,10 +83,10 @@ class HeadlessHost(Host):
         signal.signal(signal.SIGINT, handle)
 
     def previous_latent(self, node_id):
-        return self.carried.get(str(node_id)) if self.carry_between_chunks else None
+        return self.carried.get(str(node_id)) if self.carried is not None else None
 
     def keep_latent(self, node_id, latent) -> None:
-        if self.carry_between_chunks:
+        if self.carried is not None:
             self.carried[str(node_id)] = latent
 
     def record_frame(self, frame: int, **values) -> None:

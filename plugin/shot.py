@@ -240,7 +240,7 @@ def render_shot(
     chunks, report, count_done = start_shot(
         path, frames, overrides, chunk_size, preroll, host, progress
     )
-    host.carry_between_chunks, host.carried = True, {}
+    host.carried = {}  # carry warm starts from chunk to chunk
     try:
         for chunk in chunks:
             if chunk in report.skipped:
@@ -254,7 +254,7 @@ def render_shot(
             report.plots += run.plots
             count_done(chunk)
     finally:
-        host.carry_between_chunks, host.carried = False, {}
+        host.carried = None
     report.seconds = time.perf_counter() - started
     return report
 
