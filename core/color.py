@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import PyOpenColorIO as ocio
 
+from .caches import register_cache
 from .errors import error
 
 BUILTIN_CONFIG = "ocio://studio-config-latest"
@@ -76,6 +77,9 @@ def _load_config(source: str, _mtime: float) -> ColorConfig:
     except ocio.Exception as exc:
         raise error(f"OCIO could not load config '{source}': {exc}", file=source) from exc
     return ColorConfig(config=config, name=name)
+
+
+register_cache("OCIO configs", _load_config)
 
 
 def find_colorspace(cfg: ColorConfig, name: str) -> str:
@@ -190,6 +194,9 @@ def _cpu_processor(
     except ocio.Exception as exc:
         raise error(f"OCIO cannot build {src} -> {dst} in {cfg.name}: {exc}") from exc
     return processor.getDefaultCPUProcessor()
+
+
+register_cache("OCIO processors", _cpu_processor)
 
 
 def _colorspace_names(cfg: ColorConfig) -> list[str]:

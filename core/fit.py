@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import error
-from .losses import resize_to
+from .imageops import resize_to
 
 FIT_MODES = ("stretch", "crop", "pad", "tiles")
 

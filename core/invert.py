@@ -33,7 +33,7 @@ import torch
 from . import fit as fitting
 from .errors import LatentmirrorError, error, is_out_of_memory
 from .latents import SPACES, GanLatent, LatentCache, cache_key
-from .losses import LPIPS_NETS, LossEvaluator, LossMix
+from .losses import LOSS_TERMS, LossEvaluator, LossMix
 from .reference import Reference, ReferencePull, anchor_penalty, parse_layers
 from .storage import tensor_digest
 
@@ -390,8 +390,8 @@ def _invert_fast_batch(run: _Run, batch: _Batch, noise: dict[str, torch.Tensor] 
 
 
 def _load_pull_modules(item, evaluator: LossEvaluator, model):
-    if item.distance in LPIPS_NETS:
-        return evaluator.lpips_module(LPIPS_NETS[item.distance], model.device)
+    if LOSS_TERMS[item.distance].lpips_net:
+        return evaluator.lpips_module(LOSS_TERMS[item.distance].lpips_net, model.device)
     if item.distance == "d_features" and model.discriminator is None:
         raise error(
             "loss_pull with d_features needs the model's discriminator; this file has none",

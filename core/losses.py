@@ -1,9 +1,14 @@
 """Loss terms for inversion: what LM_LossMix builds and Invert minimises.
 
-A :class:`LossMix` is an immutable, ordered tuple of :class:`LossTerm`\\ s (a term name from
-:data:`TERMS`, a weight, validated params and an optional per-pixel MASK). A :class:`LossEvaluator`
-turns a mix into a function of one optimisation step: output images, targets, latents and noise
-maps in, ``(total, values)`` out: the differentiable weighted sum and each term's unweighted value.
+Every term is ONE entry of :data:`LOSS_TERMS` (a :class:`TermSpec`: name, params, image term or
+not, what it needs, the function that computes it, a one-line description); the mix's
+validation, the evaluator, the LossMix node's choices and tooltips, ``ReferencePull`` and the
+tests all read it. Adding a term: one function, one entry, one test.
+
+A :class:`LossMix` is an immutable, ordered tuple of :class:`LossTerm`\\ s (a term name, a
+weight, validated params and an optional per-pixel MASK). A :class:`LossEvaluator` turns a mix
+into a function of one optimisation step: output images, targets, latents and noise maps in,
+``(total, values)`` out: the differentiable weighted sum and each term's unweighted value.
 
 Conventions (every function here):
 
@@ -29,37 +34,24 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from .errors import error
+from .imageops import blur, gaussian_window, resize_mask, resize_to, weighted_mean
+from .perceptual import BACKBONE_FILES, load_lpips, lpips_feature_distance, lpips_features
 from .storage import tensor_digest
 
-TERMS = (
-    "lpips_vgg",
-    "lpips_alex",
-    "l1",
-    "l2",
-    "ssim",
-    "d_features",
-    "w_prior",
-    "noise_reg",
-    "temporal",
-)
-IMAGE_TERMS = frozenset({"lpips_vgg", "lpips_alex", "l1", "l2", "ssim", "d_features", "temporal"})
-LPIPS_NETS = {"lpips_vgg": "vgg", "lpips_alex": "alex"}
 DEFAULT_RESOLUTION = 256
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al. 2003
 
 # ----------------------------------------------------------------------------------------------
-# Terms, params and the mix.
+# Params and the mix.
 
 
 @dataclass(frozen=True)
@@ -68,27 +60,6 @@ class _Param:
     default: object
     check: Callable[[object], bool]
     rule: str  # what a valid value is, for the error message
-
-
-_RESOLUTION = _Param(int, DEFAULT_RESOLUTION, lambda v: v >= 8, "an integer >= 8 (pixels)")
-_DISTANCE = _Param(str, "l1", lambda v: v in ("l1", "l2"), "'l1' or 'l2'")
-PARAMS: dict[str, dict[str, _Param]] = {
-    "lpips_vgg": {"resolution": _RESOLUTION},
-    "lpips_alex": {"resolution": _RESOLUTION},
-    "l1": {"resolution": _RESOLUTION},
-    "l2": {"resolution": _RESOLUTION},
-    "ssim": {
-        "resolution": _RESOLUTION,
-        "window": _Param(int, 11, lambda v: v >= 3 and v % 2 == 1, "an odd integer >= 3"),
-        "sigma": _Param(float, 1.5, lambda v: 0 < v <= 100, "a number > 0"),
-        "multiscale": _Param(bool, False, lambda v: True, "true or false"),
-        "scales": _Param(int, 5, lambda v: 1 <= v <= 5, "an integer from 1 to 5"),
-    },
-    "d_features": {"distance": _DISTANCE},
-    "w_prior": {},
-    "noise_reg": {"min_size": _Param(int, 8, lambda v: v >= 2, "an integer >= 2")},
-    "temporal": {"resolution": _RESOLUTION},
-}
 
 
 def _coerce(term: str, key: str, spec: _Param, value):
@@ -130,7 +101,7 @@ def validate_params(name: str, params: Mapping | None) -> dict:
     11
     """
     check_term_name(name)
-    specs = PARAMS[name]
+    specs = LOSS_TERMS[name].params
     params = dict(params or {})
     unknown = sorted(set(params) - set(specs))
     if unknown:
@@ -140,8 +111,8 @@ def validate_params(name: str, params: Mapping | None) -> dict:
 
 
 def check_term_name(name: str) -> None:
-    if name not in TERMS:
-        raise error(f"unknown loss term {name!r}; expected one of: {', '.join(TERMS)}")
+    if name not in LOSS_TERMS:
+        raise error(f"unknown loss term {name!r}; expected one of: {', '.join(LOSS_TERMS)}")
 
 
 def parse_params(text: str) -> dict:
@@ -173,7 +144,7 @@ def parse_params(text: str) -> dict:
 def _check_mask(name: str, mask: torch.Tensor | None) -> torch.Tensor | None:
     if mask is None:
         return None
-    if name not in IMAGE_TERMS:
+    if not LOSS_TERMS[name].image:
         raise error(f"loss term '{name}' takes no mask (masks weight image terms only)")
     if not isinstance(mask, torch.Tensor) or mask.ndim not in (2, 3) or 0 in mask.shape:
         shape = list(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
@@ -275,7 +246,7 @@ class LossMix:
 
 
 # ----------------------------------------------------------------------------------------------
-# Resizing and weighting.
+# The loss resolution.
 
 
 def loss_size(height: int, width: int, resolution: int) -> tuple[int, int]:
@@ -294,66 +265,7 @@ def loss_size(height: int, width: int, resolution: int) -> tuple[int, int]:
 
 def resize_for_loss(images: torch.Tensor, resolution: int) -> torch.Tensor:
     """``[B, C, H, W]`` -> ``[B, C, h, w]`` at :func:`loss_size`, area-averaged; never upsamples."""
-    size = loss_size(images.shape[-2], images.shape[-1], resolution)
-    if tuple(images.shape[-2:]) == size:
-        return images
-    return F.interpolate(images, size=size, mode="area")
-
-
-def resize_to(
-    images: torch.Tensor, size: tuple[int, int], upsample: str = "bilinear"
-) -> torch.Tensor:
-    """``[B, C, H, W]`` -> ``[B, C, *size]``: area when shrinking (no aliasing), ``upsample``
-    (bilinear or bicubic) when growing; unchanged when the size matches."""
-    if tuple(images.shape[-2:]) == tuple(size):
-        return images
-    if images.shape[-2] >= size[0] and images.shape[-1] >= size[1]:
-        return F.interpolate(images, size=size, mode="area")
-    return F.interpolate(images, size=size, mode=upsample, align_corners=False)
-
-
-def resize_mask(
-    mask: torch.Tensor,
-    size: tuple[int, int],
-    batch: int,
-    indices: Sequence[int] | None = None,
-) -> torch.Tensor:
-    """A MASK ``[N, H, W]`` -> weights ``[batch or 1, 1, *size]`` for a batch of ``batch`` frames.
-
-    Rows: one row broadcasts; else ``indices`` pick the batch's rows; else N must equal batch.
-
-    >>> resize_mask(torch.ones(1, 64, 64), (16, 16), batch=4).shape
-    torch.Size([1, 1, 16, 16])
-    """
-    if mask.shape[0] != 1:
-        if indices is not None:
-            idx = list(indices)
-            if len(idx) != batch or max(idx) >= mask.shape[0] or min(idx) < -mask.shape[0]:
-                raise error(
-                    f"mask has {mask.shape[0]} frames; cannot pick rows {idx} for {batch} images"
-                )
-            mask = mask[idx]
-        elif mask.shape[0] != batch:
-            raise error(f"mask has {mask.shape[0]} frames but the batch has {batch} images")
-    return resize_to(mask[:, None].float(), size)
-
-
-def weighted_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Per-frame mean of ``values [B, C, h, w]`` weighted by ``mask [B or 1, 1, h, w]`` -> ``[B]``.
-
-    Normalised by the mask's mean: ones equal no mask; an all-zero mask gives 0.
-
-    >>> weighted_mean(torch.ones(2, 3, 4, 4), torch.ones(1, 1, 4, 4))
-    tensor([1., 1.])
-    """
-    if mask is None:
-        return values.mean(dim=(1, 2, 3))
-    mask = mask.to(values.device, values.dtype)
-    if tuple(mask.shape[-2:]) != tuple(values.shape[-2:]):
-        mask = resize_to(mask, tuple(values.shape[-2:]))
-    num = (values * mask).mean(dim=(1, 2, 3))
-    den = mask.mean(dim=(1, 2, 3)).clamp_min(1e-8)
-    return num / den
+    return resize_to(images, loss_size(images.shape[-2], images.shape[-1], resolution))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -374,23 +286,6 @@ def l2_distance(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = No
     return weighted_mean((x - y).square(), mask)
 
 
-def gaussian_window(size: int, sigma: float, device=None, dtype=torch.float32) -> torch.Tensor:
-    """A normalised 1-D Gaussian ``[size]``."""
-    coords = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
-    g = torch.exp(-coords.square() / (2 * sigma * sigma))
-    return g / g.sum()
-
-
-def _blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Separable depthwise blur with reflect padding; ``[B, C, H, W]`` keeps its size."""
-    channels, pad = x.shape[1], kernel.numel() // 2
-    mode = "reflect" if min(x.shape[-2:]) > pad else "replicate"
-    x = F.pad(x, (pad, pad, pad, pad), mode=mode)
-    kh = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
-    kw = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
-    return F.conv2d(F.conv2d(x, kh, groups=channels), kw, groups=channels)
-
-
 def ssim_maps(
     x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5, data_range=2.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -402,10 +297,10 @@ def ssim_maps(
     window = min(window, max(1, min(x.shape[-2:]) // 2 * 2 - 1))
     kernel = gaussian_window(window, sigma, x.device, x.dtype)
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mu_x, mu_y = _blur(x, kernel), _blur(y, kernel)
-    var_x = _blur(x * x, kernel) - mu_x.square()
-    var_y = _blur(y * y, kernel) - mu_y.square()
-    cov = _blur(x * y, kernel) - mu_x * mu_y
+    mu_x, mu_y = blur(x, kernel), blur(y, kernel)
+    var_x = blur(x * x, kernel) - mu_x.square()
+    var_y = blur(y * y, kernel) - mu_y.square()
+    cov = blur(x * y, kernel) - mu_x * mu_y
     cs = (2 * cov + c2) / (var_x + var_y + c2)
     luminance = (2 * mu_x * mu_y + c1) / (mu_x.square() + mu_y.square() + c1)
     return luminance * cs, cs
@@ -454,146 +349,6 @@ def ms_ssim(
         value = weighted_mean(full if i == available - 1 else cs, mask)
         result = result * value.clamp_min(1e-6) ** weights[i]
     return result
-
-
-# ----------------------------------------------------------------------------------------------
-# LPIPS, with backbone weights we find ourselves (never downloaded).
-
-BACKBONE_FILES = {"vgg": "vgg16-397923af.pth", "alex": "alexnet-owt-7be5be79.pth"}
-BACKBONE_URL = "https://download.pytorch.org/models/"
-_LPIPS_CACHE: dict[tuple[str, str, str], torch.nn.Module] = {}
-
-
-def hub_checkpoint_dir() -> str:
-    """The torch hub cache's ``checkpoints`` folder, where torchvision keeps its downloads."""
-    return os.path.join(torch.hub.get_dir(), "checkpoints")
-
-
-def lpips_search_folders(folders: Sequence[str] = ()) -> list[str]:
-    """The folders searched for a backbone file: ``folders`` in order, then the hub cache."""
-    out: list[str] = []
-    for folder in [*folders, hub_checkpoint_dir()]:
-        folder = os.path.abspath(os.path.expanduser(str(folder)))
-        if folder not in out:
-            out.append(folder)
-    return out
-
-
-def find_lpips_backbone(net: str, folders: Sequence[str] = ()) -> str | None:
-    """Path of torchvision's ImageNet weights for ``net`` (``'vgg'``/``'alex'``), or None.
-
-    Accepts the original ``.pth`` name or the same stem with ``.safetensors``.
-    """
-    stem = os.path.splitext(BACKBONE_FILES[net])[0]
-    for folder in lpips_search_folders(folders):
-        for name in (stem + ".pth", stem + ".safetensors"):
-            path = os.path.join(folder, name)
-            if os.path.isfile(path):
-                return path
-    return None
-
-
-def missing_backbone_error(net: str, folders: Sequence[str] = ()):
-    name = BACKBONE_FILES[net]
-    searched = "\n  ".join(lpips_search_folders(folders))
-    return error(
-        f"LPIPS-{net} needs the ImageNet backbone weights '{name}' (torchvision's file, "
-        f"{BACKBONE_URL}{name}), and latentmirror never downloads it. Searched:\n  {searched}\n"
-        "Put the file into ComfyUI's models/lpips/ folder (headless: the pack's models/lpips/ or "
-        "--models-dir/lpips/), or into the torch hub cache above. The terms l1, l2, ssim and "
-        "d_features need no download.",
-        file=name,
-    )
-
-
-def _backbone_state(path: str) -> dict[str, torch.Tensor]:
-    try:
-        if path.endswith(".safetensors"):
-            from safetensors.torch import load_file
-
-            return load_file(path, device="cpu")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a corrupt or foreign file
-        raise error(f"cannot read LPIPS backbone weights: {exc}", file=path) from None
-    if not isinstance(state, Mapping):
-        raise error("LPIPS backbone file holds no state dict", file=path)
-    return dict(state)
-
-
-def load_lpips_backbone(module: torch.nn.Module, path: str) -> None:
-    """Load torchvision ``features.N.*`` weights into lpips' ``net.sliceK.N.*`` modules."""
-    state = _backbone_state(path)
-    slice_of = {}  # torchvision layer index -> lpips slice name
-    for slice_name, block in module.net.named_children():
-        for index, _layer in block.named_children():
-            slice_of[index] = slice_name
-    mapped = {}
-    for key, value in state.items():
-        parts = key.split(".")
-        if len(parts) == 3 and parts[0] == "features" and parts[1] in slice_of:
-            mapped[f"{slice_of[parts[1]]}.{parts[1]}.{parts[2]}"] = value
-    try:
-        module.net.load_state_dict(mapped, strict=True)
-    except RuntimeError as exc:
-        raise error(f"not a matching torchvision backbone: {exc}", file=path) from None
-
-
-def load_lpips(
-    net: str,
-    device: torch.device | str = "cpu",
-    folders: Sequence[str] = (),
-    allow_random_backbone: bool = False,
-) -> torch.nn.Module:
-    """An ``lpips.LPIPS`` module (eval, frozen, float32), cached per (net, device, backbone).
-
-    The linear layers ship with the lpips package; the backbone comes from
-    :func:`find_lpips_backbone`. Without it: a LatentmirrorError naming the file and folders, or
-    (``allow_random_backbone``, for tests only) random backbone weights.
-    """
-    if net not in BACKBONE_FILES:
-        raise error(f"unknown LPIPS network {net!r}; expected 'vgg' or 'alex'")
-    path = find_lpips_backbone(net, folders)
-    if path is None and not allow_random_backbone:
-        raise missing_backbone_error(net, folders)
-    key = (net, str(torch.device(device)), path or "<random>")
-    module = _LPIPS_CACHE.get(key)
-    if module is None:
-        import lpips
-
-        with warnings.catch_warnings():  # lpips passes torchvision's deprecated `pretrained`
-            warnings.simplefilter("ignore")
-            module = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
-        if path is not None:
-            load_lpips_backbone(module, path)
-        module = module.eval().requires_grad_(False).to(device=device, dtype=torch.float32)
-        _LPIPS_CACHE[key] = module
-    return module
-
-
-def lpips_features(module: torch.nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
-    """Unit-normalised backbone features of ``images [B, 3, H, W]`` in [-1, 1] (LPIPS v0.1)."""
-    outs = module.net(module.scaling_layer(images))
-    return [o / (o.square().sum(dim=1, keepdim=True).sqrt() + 1e-10) for o in outs]
-
-
-def lpips_distance(
-    module: torch.nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    mask: torch.Tensor | None = None,
-    y_features: list[torch.Tensor] | None = None,
-) -> torch.Tensor:
-    """LPIPS per frame ``[B]``; with a mask each layer's distance map is weighted at its size.
-
-    Without a mask this equals ``module(x, y)``. ``y_features`` (from :func:`lpips_features`)
-    skips recomputing a fixed target.
-    """
-    fx = lpips_features(module, x)
-    fy = y_features if y_features is not None else lpips_features(module, y)
-    total = 0
-    for lin, a, b in zip(module.lins, fx, fy, strict=True):
-        total = total + weighted_mean(lin((a - b).square()), mask)
-    return total
 
 
 # ----------------------------------------------------------------------------------------------
@@ -718,6 +473,245 @@ def temporal_change(
 
 
 # ----------------------------------------------------------------------------------------------
+# The terms: one entry each.
+
+
+@dataclass(frozen=True)
+class Networks:
+    """The networks a term's features are computed with (None where a term needs none)."""
+
+    lpips: torch.nn.Module | None = None  # the term's LPIPS module (see TermSpec.lpips_net)
+    discriminator: torch.nn.Module | None = None
+    c: torch.Tensor | None = None  # class labels for a conditional discriminator
+
+
+@dataclass(frozen=True)
+class TermInputs:
+    """What a term's ``compute`` gets at one step. For image terms ``output``/``target`` are at
+    the term's compared size and ``mask`` is sized to them; ``frame_shape`` is ``[3, H, W]``
+    before resizing (the previous frames come at that size)."""
+
+    output: torch.Tensor
+    target: torch.Tensor
+    params: dict
+    frame_shape: torch.Size
+    mask: torch.Tensor | None = None
+    nets: Networks = Networks()
+    w_avg: torch.Tensor | None = None
+    ws: torch.Tensor | None = None
+    noise: object = None  # dict or list of maps, see noise_regularization
+    prev_output: torch.Tensor | None = None
+    prev_target: torch.Tensor | None = None
+
+
+Features = Callable[[Networks, torch.Tensor], list[torch.Tensor]]
+Distance = Callable[
+    [Networks, list[torch.Tensor], list[torch.Tensor], torch.Tensor | None, dict], torch.Tensor
+]  # (nets, output features, target features, mask, params) -> [B]
+Size = tuple[int, int]
+
+NEEDS = ("discriminator", "w_avg", "ws", "noise", "previous frame")
+"""What a term may need beyond the images. The model's discriminator and w_avg are checked when
+the evaluator is built, ws at each step; noise and the previous frame are optional (without them
+noise_reg is 0 and temporal compares within the batch). LPIPS terms name their net instead."""
+
+
+@dataclass(frozen=True)
+class TermSpec:
+    """One loss term: all that the mix, the evaluator, the LossMix node and the tests know of it.
+
+    A comparison term gives ``features`` (images -> list of maps) and ``distance`` (both sides'
+    features -> ``[B]``): the evaluator caches the target's features, and ``ReferencePull``
+    compares outputs with the references' mean features through the same two functions. Any
+    other term gives ``compute`` (-> ``[]``). Image terms (``image``) take a MASK and compare
+    images resized to ``compared_size``.
+    """
+
+    name: str
+    description: str  # one line, for the LossMix node's tooltip
+    params: Mapping[str, _Param] = field(default_factory=dict)
+    image: bool = False
+    needs: frozenset[str] = frozenset()  # of NEEDS
+    lpips_net: str | None = None  # "vgg" / "alex": the evaluator loads this LPIPS module
+    compared_size: Callable[[Networks, dict, Size], Size] | None = None
+    features: Features | None = None
+    distance: Distance | None = None
+    compute: Callable[[TermInputs], torch.Tensor] | None = None
+
+
+_RESOLUTION = _Param(int, DEFAULT_RESOLUTION, lambda v: v >= 8, "an integer >= 8 (pixels)")
+
+
+def _at_loss_resolution(nets: Networks, params: dict, size: Size) -> Size:
+    return loss_size(size[0], size[1], params["resolution"])
+
+
+def _at_discriminator_size(nets: Networks, params: dict, size: Size) -> Size:
+    return (int(nets.discriminator.img_resolution),) * 2
+
+
+def _pixels(nets: Networks, images: torch.Tensor) -> list[torch.Tensor]:
+    return [images]
+
+
+def _lpips_features(nets: Networks, images: torch.Tensor) -> list[torch.Tensor]:
+    return lpips_features(nets.lpips, images)
+
+
+def _lpips_distance(nets: Networks, fx, fy, mask, params: dict) -> torch.Tensor:
+    return lpips_feature_distance(nets.lpips, fx, fy, mask)
+
+
+def _l1(nets: Networks, fx, fy, mask, params: dict) -> torch.Tensor:
+    return l1_distance(fx[0], fy[0], mask)
+
+
+def _l2(nets: Networks, fx, fy, mask, params: dict) -> torch.Tensor:
+    return l2_distance(fx[0], fy[0], mask)
+
+
+def _ssim_distance(nets: Networks, fx, fy, mask, params: dict) -> torch.Tensor:
+    x, y, p = fx[0], fy[0], params
+    if p["multiscale"]:
+        return 1 - ms_ssim(x, y, mask, p["window"], p["sigma"], p["scales"])
+    return 1 - ssim(x, y, mask, p["window"], p["sigma"])
+
+
+def _d_features(nets: Networks, images: torch.Tensor) -> list[torch.Tensor]:
+    if nets.discriminator.c_dim > 0 and nets.c is None:
+        raise error("d_features: this discriminator is conditional; give labels c")
+    return discriminator_features(nets.discriminator, images, nets.c)
+
+
+def _d_distance(nets: Networks, fx, fy, mask, params: dict) -> torch.Tensor:
+    return feature_distance(fx, fy, mask, params["distance"])
+
+
+def _w_prior(step: TermInputs) -> torch.Tensor:
+    return w_prior(step.ws, step.w_avg)
+
+
+def _noise_reg(step: TermInputs) -> torch.Tensor:
+    return noise_regularization(step.noise, step.params["min_size"]).to(step.output.device)
+
+
+def _temporal(step: TermInputs) -> torch.Tensor:
+    prev_x = prev_y = None
+    if step.prev_output is not None or step.prev_target is not None:
+        if step.prev_output is None or step.prev_target is None:
+            raise error("temporal term: give both prev_output and prev_target, or neither")
+        size = tuple(step.output.shape[-2:])
+        prev_x = resize_to(step.prev_output.reshape(1, *step.frame_shape).float(), size)
+        prev_y = resize_to(step.prev_target.reshape(1, *step.frame_shape).float(), size)
+    return temporal_change(step.output, step.target, prev_x, prev_y, step.mask)
+
+
+def _lpips_term(net: str) -> TermSpec:
+    return TermSpec(
+        f"lpips_{net}",
+        f"perceptual, LPIPS-{net} (backbone {BACKBONE_FILES[net]} in models/lpips or the torch "
+        "hub cache)",
+        {"resolution": _RESOLUTION},
+        image=True,
+        lpips_net=net,
+        compared_size=_at_loss_resolution,
+        features=_lpips_features,
+        distance=_lpips_distance,
+    )
+
+
+def _pixel_term(name: str, description: str, distance: Distance, **params: _Param) -> TermSpec:
+    return TermSpec(
+        name,
+        description,
+        {"resolution": _RESOLUTION, **params},
+        image=True,
+        compared_size=_at_loss_resolution,
+        features=_pixels,
+        distance=distance,
+    )
+
+
+_TERM_LIST = (
+    _lpips_term("vgg"),
+    _lpips_term("alex"),
+    _pixel_term("l1", "pixels, mean absolute difference", _l1),
+    _pixel_term("l2", "pixels, mean squared difference", _l2),
+    _pixel_term(
+        "ssim",
+        "pixels, 1 - structural similarity (multiscale=true: MS-SSIM)",
+        _ssim_distance,
+        window=_Param(int, 11, lambda v: v >= 3 and v % 2 == 1, "an odd integer >= 3"),
+        sigma=_Param(float, 1.5, lambda v: 0 < v <= 100, "a number > 0"),
+        multiscale=_Param(bool, False, lambda v: True, "true or false"),
+        scales=_Param(int, 5, lambda v: 1 <= v <= 5, "an integer from 1 to 5"),
+    ),
+    TermSpec(
+        "d_features",
+        "the model's own discriminator's features (no download)",
+        {"distance": _Param(str, "l1", lambda v: v in ("l1", "l2"), "'l1' or 'l2'")},
+        image=True,
+        needs=frozenset({"discriminator"}),
+        compared_size=_at_discriminator_size,
+        features=_d_features,
+        distance=_d_distance,
+    ),
+    TermSpec(
+        "w_prior",
+        "pull toward the average latent",
+        needs=frozenset({"w_avg", "ws"}),
+        compute=_w_prior,
+    ),
+    TermSpec(
+        "noise_reg",
+        "noise regulariser (keeps optimised noise white)",
+        {"min_size": _Param(int, 8, lambda v: v >= 2, "an integer >= 2")},
+        needs=frozenset({"noise"}),
+        compute=_noise_reg,
+    ),
+    TermSpec(
+        "temporal",
+        "change between consecutive frames unlike the plate's (flicker)",
+        {"resolution": _RESOLUTION},
+        image=True,
+        needs=frozenset({"previous frame"}),
+        compared_size=_at_loss_resolution,
+        compute=_temporal,
+    ),
+)
+LOSS_TERMS: dict[str, TermSpec] = {spec.name: spec for spec in _TERM_LIST}
+"""Every loss term by name, in the order the LossMix node lists them."""
+
+
+def describe_terms() -> str:
+    """One line per term, ``name: description``, joined for a tooltip."""
+    return "; ".join(f"{spec.name}: {spec.description}" for spec in LOSS_TERMS.values()) + "."
+
+
+def describe_params() -> str:
+    """Each term's params with their defaults (terms with the same params together), then what
+    each param accepts: for the LossMix node's ``params`` tooltip.
+
+    >>> describe_params().startswith("lpips_vgg, lpips_alex, l1, l2, temporal: resolution=256;")
+    True
+    """
+    groups: dict[str, list[str]] = {}
+    rules: dict[str, str] = {}
+    for spec in LOSS_TERMS.values():
+        if spec.params:
+            text = ", ".join(f"{k}={_format(p.default)}" for k, p in spec.params.items())
+            groups.setdefault(text, []).append(spec.name)
+            rules.update({k: p.rule for k, p in spec.params.items()})
+    defaults = "; ".join(f"{', '.join(names)}: {text}" for text, names in groups.items())
+    accepted = "; ".join(f"{k}: {rule}" for k, rule in sorted(rules.items()))
+    return f"{defaults}. Accepted values: {accepted}."
+
+
+def _format(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+# ----------------------------------------------------------------------------------------------
 # The evaluator.
 
 
@@ -772,20 +766,14 @@ class LossEvaluator:
         self.model = model
         self.labels = mix.labels()
         self.device = torch.device(device or (model.device if model is not None else "cpu"))
-        names = {t.name for t in mix}
-        if "d_features" in names and (model is None or model.discriminator is None):
-            raise error(
-                "the d_features term needs the model's discriminator; this model file has none "
-                "(use lpips_vgg, l1 or ssim instead)",
-                file=getattr(model, "source", None),
-            )
-        if "w_prior" in names and model is None:
-            raise error("the w_prior term needs the model (for w_avg)")
+        specs = [LOSS_TERMS[name] for name in dict.fromkeys(t.name for t in mix)]
+        _check_model_needs(specs, model)
         self._lpips_folders = list(lpips_folders)
         self._allow_random = allow_random_backbone
         self._lpips_modules: dict[tuple[str, str], torch.nn.Module] = {}
-        for name in names & set(LPIPS_NETS):
-            self.lpips_module(LPIPS_NETS[name], self.device)
+        for spec in specs:
+            if spec.lpips_net:
+                self.lpips_module(spec.lpips_net, self.device)
         self._cached_target: torch.Tensor | None = None
         self._cached_version = -1
         self._cache: dict = {}
@@ -833,65 +821,50 @@ class LossEvaluator:
             )
         self._reset_cache(target)
         out32 = output.float()
-        tgt32 = target.to(output.device).float()
-        cacheable = self._cached_target is not None
-        values = []
-        for index, term in enumerate(self.mix):
-            values.append(
-                self._term(index, term, out32, tgt32, cacheable, ws, noise, prev_output,
-                           prev_target, mask_indices, c)
-            )  # fmt: skip
+        step = TermInputs(
+            output=out32,
+            target=target.to(output.device).float(),
+            params={},
+            frame_shape=out32.shape[1:],
+            w_avg=self.model.w_avg if self.model is not None else None,
+            ws=ws,
+            noise=noise,
+            prev_output=prev_output,
+            prev_target=prev_target,
+        )
+        values = [
+            self._term(index, term, step, mask_indices, c) for index, term in enumerate(self.mix)
+        ]
         weights = torch.tensor([t.weight for t in self.mix], device=output.device)
         stacked = torch.stack([v.to(output.device).float().reshape([]) for v in values])
         total = (stacked * weights).sum()
         floats = stacked.detach().cpu().tolist()
         return LossResult(total, dict(zip(self.labels, floats, strict=True)))
 
-    def _term(self, index, term, out, tgt, cacheable, ws, noise, prev_out, prev_tgt, idx, c):
-        name, p = term.name, term.params
-        memo = self._cached if cacheable else (lambda _key, make: make())
-        if name == "w_prior":
-            if ws is None:
-                raise error("the w_prior term needs ws")
-            return w_prior(ws, self.model.w_avg)
-        if name == "noise_reg":
-            return noise_regularization(noise, p["min_size"]).to(out.device)
-        if name == "d_features":
-            D = self.model.discriminator
-            if D.c_dim > 0 and c is None:
-                raise error("d_features: this discriminator is conditional; give labels c")
-            mask = self._mask(index, term, (D.img_resolution,) * 2, out.shape[0], idx, out.device)
-            fy = memo(("d", index), lambda: discriminator_features(D, tgt, c))
-            fx = discriminator_features(D, out, c)
-            return feature_distance(fx, fy, mask, p["distance"]).mean()
-
-        res = p["resolution"]
-        x = resize_for_loss(out, res)
-        y = memo(("resize", res), lambda: resize_for_loss(tgt, res))
-        mask = self._mask(index, term, tuple(x.shape[-2:]), x.shape[0], idx, out.device)
-        if name in LPIPS_NETS:
-            module = self.lpips_module(LPIPS_NETS[name], out.device)
-            fy = memo(("lpips", name, res), lambda: lpips_features(module, y))
-            return lpips_distance(module, x, y, mask, fy).mean()
-        if name == "l1":
-            return l1_distance(x, y, mask).mean()
-        if name == "l2":
-            return l2_distance(x, y, mask).mean()
-        if name == "ssim":
-            if p["multiscale"]:
-                value = ms_ssim(x, y, mask, p["window"], p["sigma"], p["scales"])
-            else:
-                value = ssim(x, y, mask, p["window"], p["sigma"])
-            return (1 - value).mean()
-        if name == "temporal":
-            prev_x = prev_y = None
-            if prev_out is not None or prev_tgt is not None:
-                if prev_out is None or prev_tgt is None:
-                    raise error("temporal term: give both prev_output and prev_target, or neither")
-                prev_x = resize_for_loss(prev_out.reshape(1, *out.shape[1:]).float(), res)
-                prev_y = resize_for_loss(prev_tgt.reshape(1, *out.shape[1:]).float(), res)
-            return temporal_change(x, y, prev_x, prev_y, mask)
-        raise AssertionError(name)  # pragma: no cover - names are validated
+    def _term(self, index: int, term: LossTerm, step: TermInputs, mask_indices, c):
+        """One term's unweighted value ``[]``: its entry's ``compute``, or its ``features`` of
+        both sides (the target's cached) compared by its ``distance``."""
+        spec = LOSS_TERMS[term.name]
+        if "ws" in spec.needs and step.ws is None:
+            raise error(f"the {term.name} term needs ws")
+        device = step.output.device
+        nets = Networks(
+            lpips=self.lpips_module(spec.lpips_net, device) if spec.lpips_net else None,
+            discriminator=self.model.discriminator if self.model is not None else None,
+            c=c,
+        )
+        step = replace(step, params=term.params, nets=nets)
+        if not spec.image:
+            return spec.compute(step)
+        memo = self._cached if self._cached_target is not None else (lambda _key, make: make())
+        size = spec.compared_size(nets, term.params, tuple(step.output.shape[-2:]))
+        x = resize_to(step.output, size)
+        y = memo(("resize", size), lambda: resize_to(step.target, size))
+        mask = self._mask(index, term, size, x.shape[0], mask_indices, device)
+        if spec.compute is not None:
+            return spec.compute(replace(step, output=x, target=y, mask=mask))
+        fy = memo(("features", index), lambda: spec.features(nets, y))
+        return spec.distance(nets, spec.features(nets, x), fy, mask, term.params).mean()
 
     def _mask(self, index, term, size, batch, indices, device):
         if term.mask is None:
@@ -900,3 +873,17 @@ class LossEvaluator:
         if key not in self._cache:
             self._cache[key] = resize_mask(term.mask, tuple(size), batch, indices).to(device)
         return self._cache[key]
+
+
+def _check_model_needs(specs: list[TermSpec], model) -> None:
+    """What the mix's terms need of the model, checked before any optimisation."""
+    for spec in specs:
+        if "discriminator" in spec.needs and (model is None or model.discriminator is None):
+            raise error(
+                f"the {spec.name} term needs the model's discriminator; this model file has none "
+                "(use lpips_vgg, l1 or ssim instead)",
+                file=getattr(model, "source", None),
+            )
+    for spec in specs:
+        if "w_avg" in spec.needs and model is None:
+            raise error(f"the {spec.name} term needs the model (for w_avg)")

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from . import losses
 from .errors import error
+from .losses import DEFAULT_RESOLUTION, LOSS_TERMS, Networks, resize_for_loss, validate_params
 from .storage import tensor_digest
 
 MODES = ("loss_pull", "latent_anchor", "style_mix")
@@ -186,34 +186,27 @@ class ReferencePull:
     """The ``loss_pull`` distance of a batch of outputs to one item's references.
 
     ``references [N, 3, R, R]`` in [-1, 1] at the model's size; features are averaged over the
-    references once. Call with outputs ``[B, 3, R, R]`` -> ``[]`` (mean over the batch).
+    references once. Call with outputs ``[B, 3, R, R]`` -> ``[]`` (mean over the batch). The
+    distance is the loss term of that name (its ``features`` and ``distance``, default params);
+    LPIPS compares at the default loss resolution, pixels and D features at their own size.
     """
 
     def __init__(self, item: ReferenceItem, references: torch.Tensor, model, lpips_module=None):
         self.item = item
         self.model = model
-        self.lpips = lpips_module
+        self.term = LOSS_TERMS[item.distance]
+        self.params = validate_params(item.distance, {})
+        self.nets = Networks(
+            lpips=lpips_module, discriminator=getattr(model, "discriminator", None)
+        )
         with torch.no_grad():
             self.features = [f.mean(0, keepdim=True) for f in self._features(references.float())]
 
     def _features(self, images: torch.Tensor) -> list[torch.Tensor]:
-        distance = self.item.distance
-        if distance in losses.LPIPS_NETS:
-            resized = losses.resize_for_loss(images, losses.DEFAULT_RESOLUTION)
-            return losses.lpips_features(self.lpips, resized)
-        if distance == "d_features":
-            return losses.discriminator_features(self.model.discriminator, images)
-        return [images]
+        if self.term.lpips_net:
+            images = resize_for_loss(images, DEFAULT_RESOLUTION)
+        return self.term.features(self.nets, images)
 
     def __call__(self, outputs: torch.Tensor) -> torch.Tensor:
-        outputs = outputs.float()
-        distance = self.item.distance
-        if distance in losses.LPIPS_NETS:
-            x = losses.resize_for_loss(outputs, losses.DEFAULT_RESOLUTION)
-            return losses.lpips_distance(self.lpips, x, None, None, self.features).mean()
-        if distance == "d_features":
-            fx = self._features(outputs)
-            fy = [f.expand_as(a) for f, a in zip(self.features, fx, strict=True)]
-            return losses.feature_distance(fx, fy).mean()
-        diff = outputs - self.features[0]
-        return (diff.abs() if distance == "l1" else diff.square()).mean()
+        fx = self._features(outputs.float())
+        return self.term.distance(self.nets, fx, self.features, None, self.params).mean()

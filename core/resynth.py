@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 from . import fit as fitting
 from .errors import LatentmirrorError, error, is_out_of_memory
+from .imageops import gaussian_window
 from .latents import GanLatent
-from .losses import gaussian_window
 from .reference import Reference, parse_layers, style_mix
 
 log = logging.getLogger("latentmirror")

@@ -11,7 +11,14 @@ from ..core.errors import context, error
 from ..core.fit import FIT_MODES
 from ..core.invert import PRECISIONS, SCHEDULES, Callbacks, InvertSettings, invert
 from ..core.latents import SPACES, LatentCache, load_latents, save_latents
-from ..core.losses import TERMS, LossMix, LossTerm, parse_params
+from ..core.losses import (
+    LOSS_TERMS,
+    LossMix,
+    LossTerm,
+    describe_params,
+    describe_terms,
+    parse_params,
+)
 from ..core.plot import loss_curve_image
 from ..core.reference import MODES, PULL_DISTANCES, Reference, ReferenceItem
 from ..plugin.host import current_host
@@ -54,14 +61,7 @@ class LossMixNode:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "term": choice_input(
-                    TERMS,
-                    "lpips_vgg / lpips_alex: perceptual (backbone weights vgg16-397923af.pth / "
-                    "alexnet-owt-7be5be79.pth in models/lpips or the torch hub cache); l1, l2, "
-                    "ssim: pixels; d_features: the model's own discriminator (no download); "
-                    "w_prior: pull toward the average latent; noise_reg: noise regulariser; "
-                    "temporal: change between consecutive frames.",
-                ),
+                "term": choice_input(tuple(LOSS_TERMS), describe_terms()),
                 "weight": number_input(
                     "FLOAT", 1.0, "The term's weight in the sum.", min=-1e6, max=1e6, step=0.001
                 ),
@@ -74,8 +74,8 @@ class LossMixNode:
                     "per frame); 0 ignores a pixel. Fitted to the model like the images.",
                 ),
                 "params": text_input(
-                    "Term options, key=value pairs or JSON: resolution=256 (image terms' loss "
-                    "size), multiscale=true (ssim), distance=l2 (d_features), min_size (noise_reg)."
+                    "Term options, key=value pairs or JSON (e.g. resolution=128, "
+                    "multiscale=true). Defaults: " + describe_params()
                 ),
             },
         }

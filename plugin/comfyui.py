@@ -62,10 +62,11 @@ def _register_model_folders() -> None:
 
 def _release_models_with_comfyui() -> None:
     """ComfyUI's "Unload Models" (POST /free) calls model_management.unload_all_models(); our
-    GAN cache lives outside ComfyUI's model management, so release it there too."""
+    caches (GAN models, LPIPS networks, OCIO processors ...) live outside ComfyUI's model
+    management, so release them all there too."""
     import comfy.model_management as management
 
-    from ..core.gan.cache import release_models
+    from ..core.caches import release_models
 
     original = management.unload_all_models
     if getattr(original, "_latentmirror", False):

@@ -92,7 +92,7 @@ def test_comfyui_unload_models_releases_our_gan_cache(comfy_modules, tmp_path):
     G, g_kwargs, D, d_kwargs = make_sg2(seed=5)
     path = write_nvlabs_pickle(tmp_path / "tiny.pkl", G, g_kwargs)
     save_safetensors(load_gan(path), tmp_path / "tiny.safetensors")
-    cache.release_models()
+    cache.release_gan_models()
     cache.get_model(str(tmp_path / "tiny.safetensors"))
     assert len(cache.loaded_models()) == 1
     comfy_modules.management.unload_all_models()  # what ComfyUI's "Unload Models" calls

@@ -8,7 +8,7 @@ import torch
 
 from latentmirror.core.errors import LatentmirrorError
 from latentmirror.core.gan import load_gan, save_safetensors
-from latentmirror.core.gan.cache import release_models
+from latentmirror.core.gan.cache import release_gan_models
 from latentmirror.nodes.gan_nodes import LoadGAN
 from latentmirror.plugin.headless import HeadlessHost
 from latentmirror.plugin.host import set_host
@@ -25,9 +25,9 @@ def models_dir(tmp_path):
     pickle_path = write_nvlabs_pickle(gan / "tiny.pkl", G, g_kwargs, D, d_kwargs)
     save_safetensors(load_gan(pickle_path), gan / "tiny.safetensors", dtype=torch.float32)
     set_host(HeadlessHost(device="cpu", models_dir=str(tmp_path / "models")))
-    release_models()
+    release_gan_models()
     yield gan
-    release_models()
+    release_gan_models()
     set_host(None)
 
 
@@ -46,7 +46,7 @@ def test_load_gan_lists_and_loads(models_dir):
     again = converted.synthesis(converted.mapping(z, truncation_psi=0.7), noise_mode="const")
     assert torch.allclose(again, images, atol=1e-5)
 
-    assert release_models(model.content_hash) == 1
+    assert release_gan_models(model.content_hash) == 1
     (reloaded,) = LoadGAN().load("tiny.pkl", "auto")
     assert reloaded is not model
 

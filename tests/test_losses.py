@@ -1,4 +1,5 @@
-"""core/losses: every term of NODES.md, masks, loss resolution, LPIPS backbone files, the mix."""
+"""core/losses and core/perceptual: every term of the registry, masks, loss resolution, LPIPS
+backbone files, the mix."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import pytest
 import torch
 
 from latentmirror.core import losses as L
+from latentmirror.core import perceptual as P
 from latentmirror.core.errors import LatentmirrorError
 from latentmirror.core.gan import GanModel
 
 from . import gan_fixtures as fx
 
-IMAGE_TERMS = ["lpips_vgg", "lpips_alex", "l1", "l2", "ssim", "d_features", "temporal"]
+IMAGE_TERMS = [name for name, spec in L.LOSS_TERMS.items() if spec.image]
 
 
 @pytest.fixture(autouse=True)
@@ -65,7 +67,7 @@ def synthesize(model, batch=2, seed=0):
 # Every term: finite, differentiable, ~0 on identical images.
 
 
-@pytest.mark.parametrize("term", L.TERMS)
+@pytest.mark.parametrize("term", L.LOSS_TERMS)
 def test_every_term_is_finite_and_reaches_the_latents(model, term):
     ws, noise, output = synthesize(model, seed=1)
     with torch.no_grad():
@@ -190,17 +192,17 @@ def test_temporal_is_zero_when_the_plate_moves_as_the_output_does():
 
 
 def test_lpips_distance_matches_the_lpips_package():
-    module = L.load_lpips("alex", allow_random_backbone=True)
+    module = P.load_lpips("alex", allow_random_backbone=True)
     x, y = images(2, seed=1), images(2, seed=2)
     expected = module(x, y).flatten()
-    assert torch.allclose(L.lpips_distance(module, x, y), expected, rtol=1e-5, atol=1e-7)
-    assert L.load_lpips("alex", allow_random_backbone=True) is module  # cached
+    assert torch.allclose(P.lpips_distance(module, x, y), expected, rtol=1e-5, atol=1e-7)
+    assert P.load_lpips("alex", allow_random_backbone=True) is module  # cached
 
 
 @pytest.mark.parametrize("term", ["lpips_vgg", "lpips_alex"])
 def test_missing_backbone_error_names_the_file_and_folders(tmp_path, empty_hub, term):
     folder = tmp_path / "comfy_models_lpips"
-    name = L.BACKBONE_FILES[L.LPIPS_NETS[term]]
+    name = P.BACKBONE_FILES[L.LOSS_TERMS[term].lpips_net]
     with pytest.raises(LatentmirrorError) as info:
         L.LossEvaluator(L.LossMix().add(term), lpips_folders=[str(folder)])
     message = str(info.value)
@@ -225,7 +227,7 @@ def _write_backbone(folder, net: str) -> dict:
     state = {k: v for k, v in network.state_dict().items() if k.startswith("features.")}
     state["classifier.6.bias"] = torch.zeros(3)  # other keys of the file are ignored
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save(state, folder / L.BACKBONE_FILES[net])
+    torch.save(state, folder / P.BACKBONE_FILES[net])
     return state
 
 
@@ -233,10 +235,10 @@ def _write_backbone(folder, net: str) -> dict:
 def test_backbone_file_is_found_and_loaded(tmp_path, net):
     folder = tmp_path / "lpips"
     state = _write_backbone(folder, net)
-    assert L.find_lpips_backbone(net, [str(tmp_path / "elsewhere"), str(folder)]) == str(
-        folder / L.BACKBONE_FILES[net]
+    assert P.find_lpips_backbone(net, [str(tmp_path / "elsewhere"), str(folder)]) == str(
+        folder / P.BACKBONE_FILES[net]
     )
-    loaded = L.load_lpips(net, folders=[str(folder)])
+    loaded = P.load_lpips(net, folders=[str(folder)])
     net_state = loaded.net.state_dict()
     for key, value in state.items():
         if key.startswith("features."):
@@ -244,27 +246,27 @@ def test_backbone_file_is_found_and_loaded(tmp_path, net):
             match = [v for k, v in net_state.items() if k.endswith(f".{index}.{kind}")]
             assert len(match) == 1 and torch.equal(match[0], value)
     x, y = images(2, seed=1), images(2, seed=2)
-    random_backbone = L.load_lpips(net, allow_random_backbone=True)
+    random_backbone = P.load_lpips(net, allow_random_backbone=True)
     assert not torch.allclose(
-        L.lpips_distance(loaded, x, y), L.lpips_distance(random_backbone, x, y)
+        P.lpips_distance(loaded, x, y), P.lpips_distance(random_backbone, x, y)
     )
     # The evaluator finds it through lpips_folders, without the test-only escape hatch.
     term = {"vgg": "lpips_vgg", "alex": "lpips_alex"}[net]
     _, values = L.LossEvaluator(L.LossMix().add(term), lpips_folders=[str(folder)])(x, y)
-    assert values[term] == pytest.approx(L.lpips_distance(loaded, x, y).mean().item(), rel=1e-5)
+    assert values[term] == pytest.approx(P.lpips_distance(loaded, x, y).mean().item(), rel=1e-5)
 
 
 def test_backbone_in_the_hub_cache_is_found(empty_hub):
     _write_backbone(empty_hub / "checkpoints", "alex")
-    assert L.find_lpips_backbone("alex") == str(
-        empty_hub / "checkpoints" / L.BACKBONE_FILES["alex"]
+    assert P.find_lpips_backbone("alex") == str(
+        empty_hub / "checkpoints" / P.BACKBONE_FILES["alex"]
     )
 
 
 def test_a_foreign_backbone_file_is_a_clear_error(tmp_path):
-    torch.save({"features.0.weight": torch.zeros(2, 2)}, tmp_path / L.BACKBONE_FILES["alex"])
+    torch.save({"features.0.weight": torch.zeros(2, 2)}, tmp_path / P.BACKBONE_FILES["alex"])
     with pytest.raises(LatentmirrorError, match="not a matching torchvision backbone"):
-        L.load_lpips("alex", folders=[str(tmp_path)])
+        P.load_lpips("alex", folders=[str(tmp_path)])
 
 
 # ----------------------------------------------------------------------------------------------

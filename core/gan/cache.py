@@ -12,6 +12,7 @@ import threading
 
 import torch
 
+from ..caches import register_cache
 from .model import GanModel
 
 DTYPES = {
@@ -57,8 +58,10 @@ def get_model(path: str, device: torch.device | str = "cpu", dtype: str = "auto"
         return _models[key]
 
 
-def release_models(content_hash: str | None = None) -> int:
-    """Forget loaded models (all, or those of one file's hash); returns how many went."""
+def release_gan_models(content_hash: str | None = None) -> int:
+    """Forget loaded models (all, or those of one file's hash); returns how many went.
+
+    :func:`latentmirror.core.caches.release_models` calls this with the other caches."""
     with _lock:
         keys = [k for k in _models if content_hash is None or k[0] == content_hash]
         for key in keys:
@@ -70,3 +73,7 @@ def release_models(content_hash: str | None = None) -> int:
 
 def loaded_models() -> list[GanModel]:
     return list(_models.values())
+
+
+register_cache("GAN models", _models, clear=release_gan_models)
+register_cache("GAN file hashes", _hashes)

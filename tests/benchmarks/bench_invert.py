@@ -34,7 +34,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirna
 from latentmirror.core.frames.camera import camera_move, read_photo  # noqa: E402
 from latentmirror.core.gan.cache import get_model  # noqa: E402
 from latentmirror.core.invert import InvertSettings, invert  # noqa: E402
-from latentmirror.core.losses import LossEvaluator, LossMix, find_lpips_backbone  # noqa: E402
+from latentmirror.core.losses import LossEvaluator, LossMix  # noqa: E402
+from latentmirror.core.perceptual import find_lpips_backbone  # noqa: E402
 from latentmirror.plugin.host import BUNDLED_MODELS  # noqa: E402
 
 MODEL = os.path.join(BUNDLED_MODELS, "gan", "latentmirror-demo-faces-64.safetensors")
