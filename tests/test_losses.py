@@ -368,3 +368,37 @@ def test_target_cache_holds_for_the_same_slice_taken_again(model):
     batch[2:4].mul_(0.5)  # frames changed in place: noticed through the shared version counter
     evaluate(x, batch[2:4])
     assert evaluate._cache is not again
+
+
+# ----------------------------------------------------------------------------------------------
+# The registry: one entry per term, read by the node and ReferencePull.
+
+
+@pytest.mark.parametrize("term", L.LOSS_TERMS)
+def test_every_term_has_a_complete_entry(term):
+    spec = L.LOSS_TERMS[term]
+    assert spec.name == term and spec.description and "\n" not in spec.description
+    assert spec.needs <= set(L.NEEDS)
+    assert (spec.features is None) == (spec.distance is None)
+    assert (spec.compute is None) != (spec.features is None)  # one way to compute it
+    assert (spec.compared_size is not None) == spec.image
+    if spec.lpips_net:
+        assert spec.lpips_net in P.BACKBONE_FILES and spec.features is not None
+    defaults = L.validate_params(term, {})
+    assert defaults == {key: param.default for key, param in spec.params.items()}
+    assert L.LossTerm(term).params == defaults
+
+
+def test_the_lossmix_node_lists_the_registry():
+    from latentmirror.nodes.invert_nodes import LossMixNode
+
+    inputs = LossMixNode.INPUT_TYPES()
+    choices, options = inputs["required"]["term"]
+    assert choices == list(L.LOSS_TERMS) and options["default"] == "lpips_vgg"
+    for name, spec in L.LOSS_TERMS.items():
+        assert f"{name}: {spec.description}" in options["tooltip"]
+    params_tooltip = inputs["optional"]["params"][1]["tooltip"]
+    assert "ssim: resolution=256, window=11, sigma=1.5, multiscale=false, scales=5" in (
+        params_tooltip
+    )
+    assert "d_features: distance=l1" in params_tooltip and "noise_reg: min_size=8" in params_tooltip

@@ -3,12 +3,16 @@
 import pytest
 import torch
 
+from latentmirror.core import losses, perceptual
 from latentmirror.core.errors import LatentmirrorError
+from latentmirror.core.gan import GanModel
 from latentmirror.core.invert import InvertSettings, invert, reference_latent
 from latentmirror.core.losses import LossMix
 from latentmirror.core.reference import (
+    PULL_DISTANCES,
     Reference,
     ReferenceItem,
+    ReferencePull,
     anchor_penalty,
     layer_groups,
     parse_layers,
@@ -139,3 +143,40 @@ def test_latent_anchor_pulls_the_chosen_layers_and_can_start_there(demo_model, d
     started = invert(demo_model, plate, settings, mix=L2, reference=Reference((starting,)))
     assert started.latent.history["reference_anchor_1"][0] < 1e-6
     assert anchored.latent.history["reference_anchor_1"][0] > 1e-3
+
+
+@pytest.mark.parametrize("distance", PULL_DISTANCES)
+def test_reference_pull_is_the_registry_terms_distance(distance):
+    """Each pull distance is the loss term of that name against the references' mean features:
+    pixels at the model's size, LPIPS at the default loss resolution, D at its own size."""
+    from . import gan_fixtures as fx
+
+    G, g_kwargs, D, d_kwargs = fx.make_sg2(seed=0)
+    model = GanModel(G, D, {"kind": "stylegan2"}, content_hash="0" * 64, source="tiny")
+    gen = torch.Generator().manual_seed(0)
+    refs = torch.rand(2, 3, 32, 32, generator=gen) * 2 - 1
+    outputs = torch.rand(3, 3, 32, 32, generator=gen) * 2 - 1
+    spec = losses.LOSS_TERMS[distance]
+    lpips_module = None
+    if spec.lpips_net:
+        lpips_module = perceptual.load_lpips(spec.lpips_net, allow_random_backbone=True)
+    pull = ReferencePull(ReferenceItem(nhwc(refs), "loss_pull", 1.0, distance=distance), refs,
+                         model, lpips_module)  # fmt: skip
+    value = pull(outputs)
+    assert value.ndim == 0 and value > 0
+    mean_ref = refs.mean(0, keepdim=True)
+    if distance in ("l1", "l2"):  # the mean reference image, at the model's size
+        diff = outputs - mean_ref
+        expected = (diff.abs() if distance == "l1" else diff.square()).mean()
+    elif spec.lpips_net:  # LPIPS to the references' mean features (not of the mean image)
+        features = perceptual.lpips_features
+        fy = [f.mean(0, keepdim=True) for f in features(lpips_module, refs)]
+        expected = perceptual.lpips_distance(lpips_module, outputs, None, None, fy).mean()
+    else:
+        fy = [f.mean(0, keepdim=True) for f in losses.discriminator_features(D, refs)]
+        fx_ = losses.discriminator_features(D, outputs)
+        fy = [f.expand_as(a) for f, a in zip(fy, fx_, strict=True)]
+        expected = losses.feature_distance(fx_, fy).mean()
+    assert value.item() == pytest.approx(expected.item(), rel=1e-5)
+    if distance in ("l1", "l2"):
+        assert pull(mean_ref.expand(2, -1, -1, -1)).item() == 0
