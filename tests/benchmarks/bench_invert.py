@@ -35,7 +35,7 @@ from latentmirror.core.frames.camera import camera_move, read_photo  # noqa: E40
 from latentmirror.core.gan.cache import get_model  # noqa: E402
 from latentmirror.core.invert import InvertSettings, invert  # noqa: E402
 from latentmirror.core.losses import LossEvaluator, LossMix, find_lpips_backbone  # noqa: E402
-from latentmirror.plugin.host import BUNDLED_MODELS  # noqa: E402
+from latentmirror.host import BUNDLED_MODELS  # noqa: E402
 
 MODEL = os.path.join(BUNDLED_MODELS, "gan", "latentmirror-demo-faces-64.safetensors")
 LPIPS_FOLDERS = [os.path.join(BUNDLED_MODELS, "lpips"), "models/lpips"]
