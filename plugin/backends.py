@@ -26,7 +26,7 @@ class BackendEntry:
 
 
 SHOT_BACKENDS: dict[str, BackendEntry] = {
-    "local": BackendEntry("shot", "LocalBackend"),
+    "local": BackendEntry("local_backend", "LocalBackend"),
     "ray": BackendEntry(
         "ray_backend",
         "RayBackend",

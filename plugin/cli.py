@@ -126,9 +126,8 @@ def _chosen_backend(args):
     """The shot backend whose option was given (--server over --ray: the later entry), or None."""
     chosen = None
     for name, entry in SHOT_BACKENDS.items():
-        address = getattr(args, name, None) if entry.option else None
-        if address:
-            chosen = entry.load()(address)
+        if entry.option and getattr(args, name):
+            chosen = entry.load()(getattr(args, name))
     return chosen
 
 
@@ -136,6 +135,7 @@ def _render_shot(args, host, backend) -> int:
     """``--chunk``, ``--log-json``, or a backend's option: the shot in chunks, here or there."""
     from .shot import DEFAULT_PREROLL, ShotJob, open_log, render_shot
 
+    backend = backend or SHOT_BACKENDS["local"].load()()
     log_json = open_log(args.log_json)
     job = ShotJob(
         args.graph, args.frames, tuple(args.overrides), args.chunk or 10**9,
@@ -150,7 +150,7 @@ def _render_shot(args, host, backend) -> int:
             log_json.close()
     for failed, message in report.failed:
         print(f"latentmirror: error: chunk {failed.label()}: {message}", file=sys.stderr)
-    if backend is None or backend.where is None:  # rendered here
+    if backend.where is None:  # rendered here
         print(
             f"rendered {args.graph}: {report.chunks} chunks ({len(report.rendered)} rendered, "
             f"{len(report.skipped)} complete on disk), {len(report.files)} files written, "

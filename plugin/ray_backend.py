@@ -18,7 +18,8 @@ from collections.abc import Callable
 from ..core.errors import error
 from ..host import set_host
 from .headless import HeadlessHost
-from .shot import Chunk, ShotBackend, ShotJob, ShotReport, render_chunk
+from .local_backend import render_chunk
+from .shot import Chunk, ShotBackend, ShotJob, ShotReport
 
 log = logging.getLogger("latentmirror")
 

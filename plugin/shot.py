@@ -8,21 +8,19 @@ rebuild the warm start. Before a chunk runs, its frames are looked up on
 disk: a chunk whose every output frame is complete is skipped, so a killed render resumes where
 it stopped (frames are written to a temporary name and renamed, so none is ever half-written).
 
-The same chunk plan serves every backend (`ShotBackend`): this process (`LocalBackend`, below),
-Ray tasks and a ComfyUI server; plugin/backends.py lists them. Within a local run a chunk's frames
+The same chunk plan serves every backend (`ShotBackend`): this process (local_backend.py), Ray
+tasks and a ComfyUI server; plugin/backends.py lists them. Within a local run a chunk's frames
 go to the plate loaders and savers as parsed frames (tuples), never as text again.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -30,10 +28,10 @@ from ..core.errors import error
 from ..core.frames import parse_pattern
 from ..core.frames.exr import read_headers
 from ..core.frames.ranges import format_frame_ranges, parse_frame_range
-from ..host import Host, PlainHost, ShotState, current_host
+from ..host import Host, current_host
 from ..nodes.exr_nodes import LoadEXRSequence, SaveEXRSequence
 from .graph import GraphNode, load_graph
-from .runner import RunReport, apply_overrides, node_classes, nodes_of, run_graph
+from .runner import apply_overrides, node_classes, nodes_of
 
 log = logging.getLogger("latentmirror")
 
@@ -232,11 +230,9 @@ class ShotBackend(ABC):
 
 
 def render_shot(
-    job: ShotJob,
-    backend: ShotBackend | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    job: ShotJob, backend: ShotBackend, progress: Callable[[int, int], None] | None = None
 ) -> ShotReport:
-    """Render a shot chunk by chunk (see the module docstring); in this process by default.
+    """Render a shot chunk by chunk on ``backend`` (see the module docstring).
 
     ``progress(done_frames, total_frames)`` after each chunk (those complete on disk first).
     """
@@ -262,85 +258,9 @@ def render_shot(
         count_done(chunk)
     todo = [chunk for chunk in chunks if chunk not in report.skipped]
     if todo:
-        (backend or LocalBackend()).render(job, todo, report, count_done)
+        backend.render(job, todo, report, count_done)
     report.seconds = time.perf_counter() - started
     return report
-
-
-# ----------------------------------------------------------------------------------------------
-# The local backend: this process, the warm start carried from chunk to chunk.
-
-
-class LocalBackend(ShotBackend):
-    def render(
-        self, job: ShotJob, chunks: list[Chunk], report: ShotReport, done: Callable[[Chunk], None]
-    ) -> None:
-        host = current_host()
-        if not isinstance(host, PlainHost):
-            raise error("chunked renders run on the headless host")
-        with _shot_state(host) as shot:
-            after = None  # the index of the chunk rendered last
-            for chunk in chunks:
-                if after is None or chunk.index != after + 1:
-                    shot.carried.clear()  # a chunk complete on disk between: start from pre-roll
-                if shot.carried:  # warm start carried over: no pre-roll needed
-                    chunk = Chunk(chunk.index, chunk.frames)
-                run = render_chunk(job.graph, job.overrides, chunk, job.log_json)
-                report.rendered.append(chunk)
-                report.files += run.files
-                report.plots += run.plots
-                done(chunk)
-                after = chunk.index
-
-
-@contextmanager
-def _shot_state(host: Host) -> Iterator[ShotState]:
-    """``host.shot`` while chunks render: the shot's own when one is rendering (warm starts carry
-    between its chunks), else a new one for a lone chunk (a Ray task), removed afterwards."""
-    if host.shot is not None:
-        yield host.shot
-        return
-    host.shot = ShotState()
-    try:
-        yield host.shot
-    finally:
-        host.shot = None
-
-
-def render_chunk(path: str, overrides, chunk: Chunk, log_json: TextIO | None = None) -> RunReport:
-    """One chunk on the current host: load its frames and pre-roll, run the graph, write the
-    chunk's frames; JSON log lines for the frames written."""
-    log.info(
-        "chunk %d (%s) with %d pre-roll frame(s)",
-        chunk.index + 1,
-        chunk.label(),
-        len(chunk.preroll),
-    )
-    graph = chunk_graph(path, overrides, chunk)
-    with _shot_state(current_host()) as shot:
-        shot.frame_log.clear()
-        began = time.perf_counter()
-        run = run_graph(graph, node_classes())
-    seconds = (time.perf_counter() - began) / len(chunk.frames)
-    run.plots = [_name_by_chunk(plot, chunk) for plot in run.plots]
-    if log_json is not None:
-        for frame in chunk.frames:
-            entry = shot.frame_log.get(frame, {})
-            if not entry.get("output"):
-                continue  # complete on disk already (existing=skip): not rendered again
-            line = {"frame": frame, "seconds": round(seconds, 4), "loss": entry.get("loss"),
-                    "output": entry.get("output"), "chunk": chunk.index + 1}  # fmt: skip
-            log_json.write(json.dumps(line) + "\n")
-        log_json.flush()
-    return run
-
-
-def _name_by_chunk(plot: str, chunk: Chunk) -> str:
-    """``invert_loss_7.png`` -> ``invert_loss_7.1001-1008.png``: each chunk keeps its curve."""
-    base, ext = os.path.splitext(plot)
-    named = f"{base}.{chunk.frames[0]}-{chunk.frames[-1]}{ext}"
-    os.replace(plot, named)
-    return named
 
 
 def open_log(target: str | None):
