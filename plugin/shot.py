@@ -4,9 +4,9 @@ Each chunk loads only its own frames, so memory follows the chunk size, not the 
 Within one process the last solved latent of every Invert node carries into the next chunk; a
 chunk that starts without it (the first one of a process, a farm or Ray task, the one after a
 chunk skipped as complete) also loads ``preroll`` frames before it, solved but not written, to
-rebuild the warm start. Before a chunk runs, its frames are looked up on
-disk: a chunk whose every output frame is complete is skipped, so a killed render resumes where
-it stopped (frames are written to a temporary name and renamed, so none is ever half-written).
+rebuild the warm start. Before the chunks run, their frames are looked up on disk: a chunk whose
+every output frame is complete is skipped, so a killed render resumes where it stopped (frames
+are written to a temporary name and renamed, so none is ever half-written).
 
 The same chunk plan serves every backend (`ShotBackend`): this process (local_backend.py), Ray
 tasks and a ComfyUI server; plugin/backends.py lists them. Within a local run a chunk's frames
@@ -101,11 +101,11 @@ class ShotJob:
 # What a graph reads and writes.
 
 
-def graph_for(job: ShotJob) -> dict[str, GraphNode]:
-    """The job's graph with its ``--set`` overrides."""
+def graph_with_overrides(path: str, overrides) -> dict[str, GraphNode]:
+    """The graph file with the ``--set`` overrides applied."""
     classes = node_classes()
-    graph = load_graph(job.graph, classes)
-    apply_overrides(graph, job.overrides, classes)
+    graph = load_graph(path, classes)
+    apply_overrides(graph, overrides, classes)
     return graph
 
 
@@ -180,7 +180,7 @@ def chunk_graph(path: str, overrides, chunk: Chunk) -> dict[str, GraphNode]:
     """The graph for one chunk: every loader reads the chunk's frames with its pre-roll, every
     saver writes the chunk's frames only. The frames go in as tuples of ints (the ComfyUI server
     backend writes them as text, in its API JSON)."""
-    graph = graph_for(ShotJob(path, overrides=tuple(overrides)))
+    graph = graph_with_overrides(path, overrides)
     for node in loaders(graph):
         node.inputs[LoadEXRSequence.FRAMES_INPUT] = chunk.loaded
     for node in savers(graph):
@@ -238,7 +238,7 @@ def render_shot(
     """
     started = time.perf_counter()
     host = current_host()
-    graph = graph_for(job)
+    graph = graph_with_overrides(job.graph, job.overrides)
     before = plate_frames_on_disk(graph, host)
     chunks = plan_chunks(shot_frames(graph, job.frames, host), job.chunk_size, job.preroll, before)
     report = ShotReport(chunks=len(chunks))
