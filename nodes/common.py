@@ -10,7 +10,7 @@ import torch
 
 from ..core import color
 from ..core.errors import error
-from ..plugin.host import Host, current_host, preview_indices
+from ..host import Host, current_host, preview_indices
 
 CATEGORY = "latentmirror"
 log = logging.getLogger("latentmirror")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 
 import torch
 
@@ -12,7 +13,7 @@ from ..core.errors import context
 from ..core.frames import parse_pattern
 from ..core.frames.exr import COMPRESSIONS, PIXEL_TYPES
 from ..core.frames.plate import PlateInfo
-from ..core.frames.ranges import parse_frame_range
+from ..core.frames.ranges import format_frame_ranges, parse_frame_range
 from ..core.frames.sequence import (
     BAD_PIXEL_POLICIES,
     EXISTING_POLICIES,
@@ -21,7 +22,7 @@ from ..core.frames.sequence import (
     output_frames,
     save_sequence,
 )
-from ..plugin.host import current_host
+from ..host import current_host
 from .common import (
     CATEGORY,
     OCIO_CONFIG_TOOLTIP,
@@ -53,6 +54,8 @@ class LoadEXRSequence:
         "1 - alpha). All ones when the file has no alpha.",
         "Frame numbers, windows, header attributes and colour space, for Save EXR Sequence.",
     )
+    # A shot render (plugin/shot.py) finds plates by this class and sets these inputs per chunk.
+    PATH_INPUT, FRAMES_INPUT = "path", "frames"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -108,7 +111,7 @@ class LoadEXRSequence:
     def load(
         self,
         path: str,
-        frames: str,
+        frames: str | Sequence[int],
         missing: str,
         layer: str = "",
         colorspace: str = "",
@@ -119,7 +122,8 @@ class LoadEXRSequence:
         with context(node=self.DISPLAY_NAME):
             plate = load_sequence(
                 host.input_path(path),
-                frames=frames,
+                # core takes the range as text: a shot chunk's frames (ascending) written as one
+                frames=frames if isinstance(frames, str) else format_frame_ranges(frames),
                 missing=missing,
                 layer=layer,
                 colorspace=colorspace,
@@ -145,6 +149,9 @@ class SaveEXRSequence:
     FUNCTION = "save"
     OUTPUT_NODE = True
     RETURN_TYPES = ()
+    # The inputs a shot render (plugin/shot.py) sets per chunk on every saver.
+    PATH_INPUT, WRITE_FRAMES_INPUT = "path", "write_frames"
+    START_FRAME_INPUT, PLATE_INFO_INPUT = "start_frame", "plate_info"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -226,14 +233,13 @@ class SaveEXRSequence:
         colorspace: str = "",
         ocio_config: str = "",
         dwa_level: float = 45.0,
-        write_frames: str = "",
+        write_frames: str | Sequence[int] = "",
     ):
         host = current_host()
         with context(node=self.DISPLAY_NAME):
             frames = output_frames(len(images), plate_info, start_frame)
-            if write_frames.strip():  # a chunk of a shot: its pre-roll frames are not written
-                with context(input="write_frames"):
-                    wanted = set(parse_frame_range(write_frames))
+            wanted = _frames_to_write(write_frames)
+            if wanted is not None:  # a chunk of a shot: its pre-roll frames are not written
                 keep = [i for i, f in enumerate(frames) if f in wanted]
                 images, frames = images[keep], [frames[i] for i in keep]
                 mask = mask[keep] if mask is not None and len(mask) > 1 else mask
@@ -256,10 +262,21 @@ class SaveEXRSequence:
             )
             cfg = color.resolve_config(ocio_config)
             previews = display_previews(rgb[..., :3], cfg, report.colorspace, "lm_save")
-        pattern = parse_pattern(host.output_path(path))
-        written = set(report.written)
-        for frame in frames:  # for the render log: the frames this run really wrote
-            if pattern.path_for(frame) in written:
-                host.record_frame(frame, output=pattern.path_for(frame))
+        if host.shot is not None:  # a shot's render log: the frames this run really wrote
+            pattern, written = parse_pattern(host.output_path(path)), set(report.written)
+            for frame in frames:
+                if pattern.path_for(frame) in written:
+                    host.shot.record_frame(frame, output=pattern.path_for(frame))
         ui = {"images": previews, "files": report.written, "skipped": report.skipped}
         return {"ui": ui, "result": ()}
+
+
+def _frames_to_write(write_frames: str | Sequence[int]) -> set[int] | None:
+    """``write_frames`` as typed (text; empty: every frame) or as a shot render passes it
+    (the chunk's frames, already parsed)."""
+    if not isinstance(write_frames, str):
+        return set(write_frames)
+    if not write_frames.strip():
+        return None
+    with context(input="write_frames"):
+        return set(parse_frame_range(write_frames))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..core.errors import context, error
 from ..core.gan.cache import DTYPES, get_model
-from ..plugin.host import current_host
+from ..host import current_host
 from .common import CATEGORY, choice_input, link_input, number_input, to_nhwc
 
 DTYPE_CHOICES = ("auto", *DTYPES)

@@ -21,7 +21,7 @@ from ..core.losses import (
 )
 from ..core.plot import loss_curve_image
 from ..core.reference import MODES, PULL_DISTANCES, Reference, ReferenceItem
-from ..plugin.host import current_host
+from ..host import ShotState, current_host
 from .common import (
     CATEGORY,
     choice_input,
@@ -315,11 +315,11 @@ class InvertNode:
                 frames=frames, lpips_folders=host.model_folders("lpips"),
                 callbacks=Callbacks(on_step, on_frame, host.check_interrupt),
                 cache=LatentCache() if cache else None,
-                previous=host.previous_latent(unique_id) if unique_id is not None else None,
+                previous=_carried_latent(host.shot, unique_id),
             )  # fmt: skip
             bar.close()
         latent = result.latent
-        _report_frames(host, latent, unique_id)
+        _report_frames(host.shot, latent, unique_id)
         title = f"Invert {unique_id or ''}: {len(latent)} frames, {latent.schedule}, {latent.space}"
         if result.cached:
             title += " (cached)"
@@ -331,15 +331,23 @@ class InvertNode:
         return {"ui": {"images": shown}, "result": output} if shown else output
 
 
-def _report_frames(host, latent, unique_id) -> None:
-    """Each frame's loss for the render log; the last frame carried to a shot's next chunk."""
+def _carried_latent(shot: ShotState | None, unique_id):
+    """The warm start a shot's previous chunk left for this Invert node, or None."""
+    return shot.previous_latent(unique_id) if shot is not None and unique_id is not None else None
+
+
+def _report_frames(shot: ShotState | None, latent, unique_id) -> None:
+    """In a shot render: each frame's loss for the render log; the last frame carried to the
+    next chunk."""
+    if shot is None:
+        return
     tiles = latent.fit.tile_count
     for i in range(0, len(latent), tiles):
         losses = latent.frame_loss[i : i + tiles]
         if losses:
-            host.record_frame(latent.frames[i], loss=sum(losses) / len(losses))
+            shot.record_frame(latent.frames[i], loss=sum(losses) / len(losses))
     if unique_id is not None:
-        host.keep_latent(unique_id, latent.select(list(range(len(latent) - tiles, len(latent)))))
+        shot.keep_latent(unique_id, latent.select(list(range(len(latent) - tiles, len(latent)))))
 
 
 def _frame_numbers(plate_info, count: int) -> list[int]:

@@ -8,7 +8,7 @@ from ..core.errors import context, error
 from ..core.invert import InvertSettings
 from ..core.latents import GanLatent
 from ..core.resynth import NOISE_MODES, OUTPUT_SIZES, ResynthSettings, resynthesize
-from ..plugin.host import current_host
+from ..host import current_host
 from .common import (
     CATEGORY,
     choice_input,

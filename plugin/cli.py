@@ -9,6 +9,7 @@ import time
 
 from .. import __version__
 from ..core.errors import LatentmirrorError
+from .backends import SHOT_BACKENDS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -44,14 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="frames before each chunk that are solved but not written, so warm starts stay "
         "continuous (default 4 with --chunk)",
     )  # fmt: skip
-    render.add_argument(
-        "--ray", metavar="ADDRESS",
-        help="run the chunks as Ray tasks on a cluster (its address, or auto for a local one)",
-    )  # fmt: skip
-    render.add_argument(
-        "--server", metavar="URL",
-        help="queue the chunks on a running ComfyUI (http://host:8188) instead of rendering here",
-    )  # fmt: skip
+    for name, backend in SHOT_BACKENDS.items():
+        if backend.option:
+            render.add_argument(
+                backend.option, dest=name, metavar=backend.metavar, help=backend.help
+            )
     render.add_argument(
         "--log-json", metavar="FILE",
         help="one JSON line per written frame (frame, seconds, loss, output); - for stdout",
@@ -94,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _render(args) -> int:
+    from ..host import set_host
     from .headless import HeadlessHost
-    from .host import set_host
     from .runner import run_graph_file
 
     host = HeadlessHost(
@@ -103,10 +101,9 @@ def _render(args) -> int:
     )
     set_host(host)
     host.install_interrupt_handler()
-    if args.server or args.ray:
-        return _render_elsewhere(args, host)
-    if args.chunk or args.log_json:
-        return _render_shot(args, host)
+    backend = _chosen_backend(args)
+    if backend or args.chunk or args.log_json:
+        return _render_shot(args, host, backend)
     started = time.perf_counter()
     report = run_graph_file(args.graph, args.frames, args.overrides)
     seconds = time.perf_counter() - started
@@ -125,29 +122,49 @@ def _render(args) -> int:
     return EXIT_OK
 
 
-def _render_shot(args, host) -> int:
-    from .shot import DEFAULT_PREROLL, open_log, render_shot
+def _chosen_backend(args):
+    """The shot backend whose option was given (--server over --ray: the later entry), or None."""
+    chosen = None
+    for name, entry in SHOT_BACKENDS.items():
+        if entry.option and getattr(args, name):
+            chosen = entry.load()(getattr(args, name))
+    return chosen
 
-    preroll = DEFAULT_PREROLL if args.preroll is None else args.preroll
+
+def _render_shot(args, host, backend) -> int:
+    """``--chunk``, ``--log-json``, or a backend's option: the shot in chunks, here or there."""
+    from .shot import DEFAULT_PREROLL, ShotJob, open_log, render_shot
+
+    backend = backend or SHOT_BACKENDS["local"].load()()
     log_json = open_log(args.log_json)
+    job = ShotJob(
+        args.graph, args.frames, tuple(args.overrides), args.chunk or 10**9,
+        DEFAULT_PREROLL if args.preroll is None else args.preroll, log_json,
+    )  # fmt: skip
     bar, progress = _shot_bar(host)
     try:
-        report = render_shot(
-            args.graph, args.frames, args.overrides, args.chunk or 10**9, preroll, log_json,
-            progress,
-        )  # fmt: skip
+        report = render_shot(job, backend, progress)
     finally:
         bar.close()
         if log_json not in (None, sys.stdout):
             log_json.close()
-    print(
-        f"rendered {args.graph}: {report.chunks} chunks ({len(report.rendered)} rendered, "
-        f"{len(report.skipped)} complete on disk), {len(report.files)} files written, "
-        f"{report.seconds:.1f} s"
-    )
-    for path in dict.fromkeys(report.plots):
-        print(f"loss plot: {path}")
-    return EXIT_OK
+    for failed, message in report.failed:
+        print(f"latentmirror: error: chunk {failed.label()}: {message}", file=sys.stderr)
+    if backend.where is None:  # rendered here
+        print(
+            f"rendered {args.graph}: {report.chunks} chunks ({len(report.rendered)} rendered, "
+            f"{len(report.skipped)} complete on disk), {len(report.files)} files written, "
+            f"{report.seconds:.1f} s"
+        )
+        for path in dict.fromkeys(report.plots):
+            print(f"loss plot: {path}")
+    else:
+        print(
+            f"rendered {args.graph} on {backend.where}: {report.chunks} chunks "
+            f"({len(report.rendered)} succeeded, {len(report.failed)} failed, "
+            f"{len(report.skipped)} complete on disk)"
+        )
+    return EXIT_FAILED if report.failed else EXIT_OK
 
 
 def _shot_bar(host):
@@ -162,40 +179,6 @@ def _shot_bar(host):
         bar.refresh()
 
     return bar, progress
-
-
-def _render_elsewhere(args, host) -> int:
-    """``--ray`` or ``--server``: the chunks run there; a summary and the failures here."""
-    from .shot import DEFAULT_PREROLL, open_log
-
-    if args.server:
-        from .server import render_shot_on_server as run
-
-        where = args.server
-    else:
-        from .ray_backend import render_shot_on_ray as run
-
-        where = args.ray
-    preroll = DEFAULT_PREROLL if args.preroll is None else args.preroll
-    bar, progress = _shot_bar(host)
-    try:
-        chunk = args.chunk or 10**9
-        report = run(where, args.graph, args.frames, args.overrides, chunk, preroll, progress)
-    finally:
-        bar.close()
-    log_json = open_log(args.log_json)
-    if log_json is not None:
-        log_json.write("".join(line + "\n" for line in report.log_lines))
-        if log_json is not sys.stdout:
-            log_json.close()
-    for failed, message in report.failed:
-        print(f"latentmirror: error: chunk {failed.label()}: {message}", file=sys.stderr)
-    print(
-        f"rendered {args.graph} on {'Ray' if args.ray else where}: {report.chunks} chunks "
-        f"({len(report.rendered)} succeeded, {len(report.failed)} failed, "
-        f"{len(report.skipped)} complete on disk)"
-    )
-    return EXIT_FAILED if report.failed else EXIT_OK
 
 
 def _convert_model(args) -> int:

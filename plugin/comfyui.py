@@ -13,7 +13,7 @@ import uuid
 
 import numpy as np
 
-from .host import (
+from ..host import (
     BUNDLED_MODELS,
     MODEL_EXTENSIONS,
     Host,

@@ -1,17 +1,15 @@
-"""The headless host: progress bars on stderr, Ctrl-C, ``--device`` and ``--models-dir``."""
+"""The headless CLI's host: the plain host with progress bars on stderr and Ctrl-C."""
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
 
-import numpy as np
 from tqdm import tqdm
 
 from ..core.errors import LatentmirrorError
-from .host import BUNDLED_MODELS, Host, Progress
+from ..host import PlainHost, Progress
 
 
 class Interrupted(LatentmirrorError):
@@ -40,26 +38,19 @@ class _BarProgress(Progress):
         self._bar.close()
 
 
-class HeadlessHost(Host):
+class HeadlessHost(PlainHost):
+    """``--device`` and ``--models-dir`` as the plain host takes them, progress bars when
+    stderr is a terminal (``show_progress``), and Ctrl-C between steps."""
+
     name = "headless"
 
     def __init__(
         self, device: str = "auto", models_dir: str | None = None, show_progress: bool | None = None
     ):
-        self._device_name = device
-        self._models_dir = models_dir
+        super().__init__(device, models_dir)
         self._show_progress = sys.stderr.isatty() if show_progress is None else show_progress
         self.quiet_progress = not self._show_progress
         self.interrupt_requested = threading.Event()
-        # Invert node id -> last solved frame's latent; a dict only during a chunked shot render
-        self.carried: dict[str, object] | None = None
-        self.frame_log: dict[int, dict] = {}  # frame -> loss, output, ...
-        self.plots: dict[str, np.ndarray] = {}  # name -> RGB image, written after the run
-
-    def show_plot(self, image: np.ndarray, name: str) -> list[dict]:
-        """Keep the plot; the runner writes it as ``<name>.png`` beside the outputs."""
-        self.plots[name] = image
-        return []
 
     def progress(self, total: int, description: str) -> Progress:
         return _BarProgress(total, description, self._show_progress)
@@ -81,31 +72,3 @@ class HeadlessHost(Host):
             self.interrupt_requested.set()
 
         signal.signal(signal.SIGINT, handle)
-
-    def previous_latent(self, node_id):
-        return self.carried.get(str(node_id)) if self.carried is not None else None
-
-    def keep_latent(self, node_id, latent) -> None:
-        if self.carried is not None:
-            self.carried[str(node_id)] = latent
-
-    def record_frame(self, frame: int, **values) -> None:
-        self.frame_log.setdefault(int(frame), {}).update(values)
-
-    def device(self):
-        import torch
-
-        if self._device_name in ("", "auto"):
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self._device_name)
-
-    def model_folders(self, kind: str) -> list[str]:
-        """The pack's bundled models, ``--models-dir`` (or $LATENTMIRROR_MODELS), then ./models;
-        each holds ``<kind>/``."""
-        roots = [BUNDLED_MODELS, self._models_dir, os.environ.get("LATENTMIRROR_MODELS"), "models"]
-        folders = []
-        for root in filter(None, roots):
-            folder = os.path.abspath(os.path.join(os.path.expanduser(root), kind))
-            if os.path.isdir(folder) and folder not in folders:
-                folders.append(folder)
-        return folders

@@ -7,7 +7,7 @@ import os
 from ..core.errors import LatentmirrorError, error
 from ..core.frames import format_frame_ranges, parse_pattern
 from ..core.frames.exr import ExrHeader, read_headers
-from .host import MODEL_EXTENSIONS
+from ..host import MODEL_EXTENSIONS
 
 
 def describe(target: str) -> str:

@@ -16,7 +16,10 @@ import logging
 from collections.abc import Callable
 
 from ..core.errors import error
-from .shot import Chunk, ShotReport, start_shot
+from ..host import set_host
+from .headless import HeadlessHost
+from .local_backend import render_chunk
+from .shot import Chunk, ShotBackend, ShotJob, ShotReport
 
 log = logging.getLogger("latentmirror")
 
@@ -25,10 +28,6 @@ def render_chunk_task(path: str, overrides: list[str], chunk: Chunk, device: str
     """What a Ray worker runs: the chunk rendered headless in the worker's process. Returns the
     chunk's JSON log lines."""
     import io
-
-    from .headless import HeadlessHost
-    from .host import set_host
-    from .shot import render_chunk
 
     set_host(HeadlessHost(device=device, show_progress=False))
     stream = io.StringIO()
@@ -54,43 +53,46 @@ def _connect(address: str):
     return ray
 
 
-def render_shot_on_ray(
-    address: str,
-    path: str,
-    frames: str | None,
-    overrides,
-    chunk_size: int,
-    preroll: int,
-    progress: Callable[[int, int], None] | None = None,
-    retries: int = 1,
-) -> ShotReport:
-    from .host import current_host
+class RayBackend(ShotBackend):
+    """``--ray ADDRESS``: one Ray task per chunk (see the module docstring)."""
 
-    chunks, report, count_done = start_shot(
-        path, frames, overrides, chunk_size, preroll, current_host(), progress
-    )
-    todo = [chunk for chunk in chunks if chunk not in report.skipped]
-    if not todo:
-        return report
+    retries = 1  # a failed task runs again this many times before it is reported
 
-    ray = _connect(address)
-    gpus = ray.cluster_resources().get("GPU", 0)
-    resources = {"num_gpus": 1} if gpus else {"num_cpus": 1}
-    device = "cuda" if gpus else "cpu"
-    task = ray.remote(max_retries=retries, retry_exceptions=True, **resources)(render_chunk_task)
-    pending = {task.remote(path, list(overrides), c, device): c for c in todo}
-    log.info("%d chunks on Ray (%s per task)", len(pending), "1 GPU" if gpus else "1 CPU")
-    while pending:
-        finished, _ = ray.wait(list(pending), num_returns=1)
-        for ref in finished:
-            chunk = pending.pop(ref)
-            try:
-                report.log_lines += ray.get(ref)
-                report.rendered.append(chunk)
-            except Exception as exc:  # noqa: BLE001 - after the retries: report with its frames
-                report.failed.append((chunk, _cause(exc)))
-            count_done(chunk)
-    return report
+    @property
+    def where(self) -> str:
+        return "Ray"
+
+    def render(
+        self, job: ShotJob, chunks: list[Chunk], report: ShotReport, done: Callable[[Chunk], None]
+    ) -> None:
+        ray = _connect(self.address)
+        gpus = ray.cluster_resources().get("GPU", 0)
+        resources = {"num_gpus": 1} if gpus else {"num_cpus": 1}
+        device = "cuda" if gpus else "cpu"
+        task = ray.remote(max_retries=self.retries, retry_exceptions=True, **resources)(
+            render_chunk_task
+        )
+        pending = {task.remote(job.graph, list(job.overrides), c, device): c for c in chunks}
+        log.info("%d chunks on Ray (%s per task)", len(pending), "1 GPU" if gpus else "1 CPU")
+        while pending:
+            finished, _ = ray.wait(list(pending), num_returns=1)
+            for ref in finished:
+                chunk = pending.pop(ref)
+                try:
+                    lines = ray.get(ref)
+                    report.rendered.append(chunk)
+                except Exception as exc:  # noqa: BLE001 - after the retries: with its frames
+                    report.failed.append((chunk, _cause(exc)))
+                else:
+                    _write_lines(job.log_json, lines)
+                done(chunk)
+
+
+def _write_lines(log_json, lines: list[str]) -> None:
+    """A worker's JSON log lines into ``--log-json`` as its chunk finishes."""
+    if log_json is not None:
+        log_json.write("".join(line + "\n" for line in lines))
+        log_json.flush()
 
 
 def _cause(exc: Exception) -> str:

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field, replace
 
 from ..core.errors import LatentmirrorError, error
+from ..host import PlainHost, current_host, file_stem
 from .graph import (
     DISPLAY_ONLY_TYPES,
     UI_ONLY_TYPES,
@@ -20,8 +21,6 @@ from .graph import (
     iter_input_specs,
     load_graph,
 )
-from .headless import HeadlessHost
-from .host import current_host, file_stem
 
 log = logging.getLogger("latentmirror")
 
@@ -47,21 +46,27 @@ def node_classes() -> dict:
     return NODE_CLASS_MAPPINGS
 
 
+def nodes_of(graph: dict[str, GraphNode], classes: dict, node_class: type) -> list[GraphNode]:
+    """The graph's nodes of ``node_class`` (found by class, whatever id the pack gives it)."""
+    return [n for n in graph.values() if classes.get(n.class_type) is node_class]
+
+
 def run_graph_file(path: str, frames: str | None = None, overrides: list[str] = ()) -> RunReport:
     classes = node_classes()
     graph = load_graph(path, classes)
-    apply_frames(graph, frames)
+    apply_frames(graph, frames, classes)
     apply_overrides(graph, overrides, classes)
     return run_graph(graph, classes)
 
 
-def apply_frames(graph: dict[str, GraphNode], frames: str | None) -> None:
+def apply_frames(graph: dict[str, GraphNode], frames: str | None, classes: dict) -> None:
     """``--frames``: the frame range of every Load EXR Sequence."""
+    from ..nodes.exr_nodes import LoadEXRSequence
+
     if frames is None:
         return
-    for node in graph.values():
-        if node.class_type == "LM_LoadEXRSequence":
-            node.inputs["frames"] = frames
+    for node in nodes_of(graph, classes, LoadEXRSequence):
+        node.inputs[LoadEXRSequence.FRAMES_INPUT] = frames
 
 
 def apply_overrides(graph: dict[str, GraphNode], overrides, classes: dict) -> None:
@@ -99,7 +104,7 @@ def run_graph(graph: dict[str, GraphNode], classes: dict) -> RunReport:
     if not outputs:
         raise error("the graph has no output node (such as Save EXR Sequence): nothing to render")
     host = current_host()
-    if isinstance(host, HeadlessHost):
+    if isinstance(host, PlainHost):
         host.plots.clear()  # left by a run that failed: they belong to no output of this one
     report = RunReport()
     results: dict[str, tuple] = {}
@@ -113,7 +118,7 @@ def run_graph(graph: dict[str, GraphNode], classes: dict) -> RunReport:
         report.executed.append(node_id)
         if shown:
             report.ui[node_id] = shown
-    if isinstance(host, HeadlessHost) and host.plots:
+    if isinstance(host, PlainHost) and host.plots:
         report.plots = write_pending_plots(host, plot_folder(report))
     return report
 
@@ -124,7 +129,7 @@ def plot_folder(report: RunReport) -> str:
     return os.path.dirname(os.path.abspath(written[0])) if written else os.getcwd()
 
 
-def write_pending_plots(host: HeadlessHost, folder: str) -> list[str]:
+def write_pending_plots(host: PlainHost, folder: str) -> list[str]:
     """Write the host's pending plots as ``<name>.png`` into ``folder``, forget them, and return
     the paths written (a plot that cannot be written is logged, not fatal: the frames are done)."""
     written = []
@@ -236,7 +241,8 @@ def coerce_input(name: str, value, spec):
         elif kind == "FLOAT":
             value = float(value)
         elif kind == "STRING":
-            return str(value)
+            # a frame list a shot render set (a tuple of frames) stays one; typed values are text
+            return value if isinstance(value, tuple) else str(value)
         else:
             raise error(
                 f"a {kind} input must be connected to a node, not given a value", input=name

@@ -1,10 +1,10 @@
 """``--server URL``: a shot's chunks queued on a running ComfyUI instead of rendered here.
 
 Each chunk's graph (pre-roll and ``write_frames`` set as for local chunks) is converted to
-ComfyUI's API format and queued with ``POST /prompt``; ``GET /history/<id>`` is polled until it
-finishes. A refused prompt or a failed execution comes back with the node and ComfyUI's
-message. Paths in the graph are used by the server as they are: give absolute paths on storage
-that the server sees.
+ComfyUI's API format (the chunk's frames as text: the one place they become text again) and
+queued with ``POST /prompt``; ``GET /history/<id>`` is polled until it finishes. A refused
+prompt or a failed execution comes back with the node and ComfyUI's message. Paths in the graph
+are used by the server as they are: give absolute paths on storage that the server sees.
 """
 
 from __future__ import annotations
@@ -17,16 +17,25 @@ import uuid
 from collections.abc import Callable
 
 from ..core.errors import error
+from ..core.frames.ranges import format_frame_ranges
 from .graph import GraphNode
-from .shot import ShotReport, chunk_graph, start_shot
+from .shot import Chunk, ShotBackend, ShotJob, ShotReport, chunk_graph
 
 
 def api_prompt(graph: dict[str, GraphNode]) -> dict:
-    """ComfyUI's API format: ``{id: {"class_type", "inputs"}}``, links as ``[node id, slot]``."""
+    """ComfyUI's API format: ``{id: {"class_type", "inputs"}}``, links as ``[node id, slot]``,
+    a chunk's frames (tuples) as the text a user would type."""
     return {
-        node_id: {"class_type": node.class_type, "inputs": dict(node.inputs)}
+        node_id: {
+            "class_type": node.class_type,
+            "inputs": {name: _api_value(value) for name, value in node.inputs.items()},
+        }
         for node_id, node in graph.items()
     }
+
+
+def _api_value(value):
+    return format_frame_ranges(list(value)) if isinstance(value, tuple) else value
 
 
 def _request(url: str, payload: dict | None = None, timeout: float = 30.0) -> dict:
@@ -84,30 +93,20 @@ def run_chunk_on_server(url: str, graph, poll: float = 0.5, timeout: float = 24 
     raise error(f"prompt {prompt_id} did not finish within {timeout:.0f} s")
 
 
-def render_shot_on_server(
-    url: str,
-    path: str,
-    frames: str | None,
-    overrides,
-    chunk_size: int,
-    preroll: int,
-    progress: Callable[[int, int], None] | None = None,
-    poll: float = 0.5,
-) -> ShotReport:
-    """Every chunk on the server, in order; chunks complete on disk (as seen here) are skipped.
-    A failed chunk is reported and the others still run."""
-    from .host import current_host
+class ServerBackend(ShotBackend):
+    """``--server URL``: every chunk on the server, in order. A failed chunk is reported and the
+    others still run."""
 
-    chunks, report, count_done = start_shot(
-        path, frames, overrides, chunk_size, preroll, current_host(), progress
-    )
-    for chunk in chunks:
-        if chunk in report.skipped:
-            continue
-        try:
-            run_chunk_on_server(url, chunk_graph(path, overrides, chunk), poll)
-            report.rendered.append(chunk)
-        except Exception as exc:  # noqa: BLE001 - reported with the chunk's frames
-            report.failed.append((chunk, str(exc)))
-        count_done(chunk)
-    return report
+    poll = 0.5  # seconds between looks at the server's history
+
+    def render(
+        self, job: ShotJob, chunks: list[Chunk], report: ShotReport, done: Callable[[Chunk], None]
+    ) -> None:
+        for chunk in chunks:
+            try:
+                graph = chunk_graph(job.graph, job.overrides, chunk)
+                run_chunk_on_server(self.address, graph, self.poll)
+                report.rendered.append(chunk)
+            except Exception as exc:  # noqa: BLE001 - reported with the chunk's frames
+                report.failed.append((chunk, str(exc)))
+            done(chunk)

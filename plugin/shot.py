@@ -4,33 +4,37 @@ Each chunk loads only its own frames, so memory follows the chunk size, not the 
 Within one process the last solved latent of every Invert node carries into the next chunk; a
 chunk that starts without it (the first one of a process, a farm or Ray task, the one after a
 chunk skipped as complete) also loads ``preroll`` frames before it, solved but not written, to
-rebuild the warm start. Before a chunk runs, its frames are looked up on
-disk: a chunk whose every output frame is complete is skipped, so a killed render resumes where
-it stopped (frames are written to a temporary name and renamed, so none is ever half-written).
+rebuild the warm start. Before the chunks run, their frames are looked up on disk: a chunk whose
+every output frame is complete is skipped, so a killed render resumes where it stopped (frames
+are written to a temporary name and renamed, so none is ever half-written).
 
-The same chunk plan serves the local loop, Ray tasks and a ComfyUI server.
+The same chunk plan serves every backend (`ShotBackend`): this process (local_backend.py), Ray
+tasks and a ComfyUI server; plugin/backends.py lists them. Within a local run a chunk's frames
+go to the plate loaders and savers as parsed frames (tuples), never as text again.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TextIO
 
 from ..core.errors import error
 from ..core.frames import parse_pattern
 from ..core.frames.exr import read_headers
 from ..core.frames.ranges import format_frame_ranges, parse_frame_range
+from ..host import Host, current_host
+from ..nodes.exr_nodes import LoadEXRSequence, SaveEXRSequence
 from .graph import GraphNode, load_graph
-from .runner import RunReport, apply_overrides, node_classes, run_graph
+from .runner import apply_overrides, node_classes, nodes_of
 
 log = logging.getLogger("latentmirror")
 
-LOADER, SAVER = "LM_LoadEXRSequence", "LM_SaveEXRSequence"
 # Measured (tests/benchmarks/bench_preroll.py, README): in one process the carried latent alone is
 # as close to a single pass as any pre-roll; a chunk that starts without it (a farm task, a Ray
 # task, the chunk after a resumed one) needs about 8 frames of pre-roll to get as close.
@@ -80,19 +84,40 @@ def plan_chunks(
     return chunks
 
 
+@dataclass(frozen=True)
+class ShotJob:
+    """A shot render as asked for: the graph file, ``--frames``, ``--set``, the chunk size, the
+    pre-roll, and the ``--log-json`` stream (one JSON line per frame written)."""
+
+    graph: str
+    frames: str | None = None  # as typed; None: the plate loader's, else the plate on disk
+    overrides: tuple[str, ...] = ()
+    chunk_size: int = 10**9  # no --chunk: the whole shot in one chunk
+    preroll: int = DEFAULT_PREROLL
+    log_json: TextIO | None = None
+
+
 # ----------------------------------------------------------------------------------------------
 # What a graph reads and writes.
 
 
+def graph_with_overrides(path: str, overrides) -> dict[str, GraphNode]:
+    """The graph file with the ``--set`` overrides applied."""
+    classes = node_classes()
+    graph = load_graph(path, classes)
+    apply_overrides(graph, overrides, classes)
+    return graph
+
+
 def loaders(graph: dict[str, GraphNode]) -> list[GraphNode]:
-    return [n for n in graph.values() if n.class_type == LOADER]
+    return nodes_of(graph, node_classes(), LoadEXRSequence)
 
 
 def savers(graph: dict[str, GraphNode]) -> list[GraphNode]:
-    return [n for n in graph.values() if n.class_type == SAVER]
+    return nodes_of(graph, node_classes(), SaveEXRSequence)
 
 
-def shot_frames(graph: dict[str, GraphNode], frames: str | None, host) -> list[int]:
+def shot_frames(graph: dict[str, GraphNode], frames: str | None, host: Host) -> list[int]:
     """The frames to render: ``--frames``, else the first loader's ``frames``, else every frame
     of its plate on disk."""
     if frames:
@@ -100,10 +125,10 @@ def shot_frames(graph: dict[str, GraphNode], frames: str | None, host) -> list[i
     plates = loaders(graph)
     if not plates:
         raise error("a chunked render needs a Load EXR Sequence (or --frames)")
-    text = str(plates[0].inputs.get("frames", "") or "")
+    text = str(plates[0].inputs.get(LoadEXRSequence.FRAMES_INPUT, "") or "")
     if text.strip():
         return parse_frame_range(text)
-    path = plates[0].inputs.get("path")
+    path = plates[0].inputs.get(LoadEXRSequence.PATH_INPUT)
     if not isinstance(path, str):
         raise error("the plate's path is connected from another node: give --frames")
     found = sorted(parse_pattern(host.input_path(path)).frames_on_disk())
@@ -112,10 +137,10 @@ def shot_frames(graph: dict[str, GraphNode], frames: str | None, host) -> list[i
     return list(range(found[0], found[-1] + 1))
 
 
-def plate_frames_on_disk(graph: dict[str, GraphNode], host) -> list[int]:
+def plate_frames_on_disk(graph: dict[str, GraphNode], host: Host) -> list[int]:
     """Frames of the first loader's plate on disk (for pre-roll before a range), or []."""
     plates = loaders(graph)
-    path = plates[0].inputs.get("path") if plates else None
+    path = plates[0].inputs.get(LoadEXRSequence.PATH_INPUT) if plates else None
     if not isinstance(path, str) or not path.strip():
         return []
     try:
@@ -124,11 +149,11 @@ def plate_frames_on_disk(graph: dict[str, GraphNode], host) -> list[int]:
         return []
 
 
-def output_paths(graph: dict[str, GraphNode], frame: int, host) -> list[str]:
+def output_paths(graph: dict[str, GraphNode], frame: int, host: Host) -> list[str]:
     """Where the graph's savers write ``frame``."""
     out = []
     for node in savers(graph):
-        path = node.inputs.get("path")
+        path = node.inputs.get(SaveEXRSequence.PATH_INPUT)
         if isinstance(path, str) and path.strip():
             out.append(parse_pattern(host.output_path(path)).path_for(frame))
     return out
@@ -145,23 +170,28 @@ def frame_complete(path: str) -> bool:
     return True
 
 
-def chunk_complete(graph: dict[str, GraphNode], chunk: Chunk, host) -> bool:
+def chunk_complete(graph: dict[str, GraphNode], chunk: Chunk, host: Host) -> bool:
+    """Every frame the chunk writes is complete on disk (the one check every backend uses)."""
     paths = [p for f in chunk.frames for p in output_paths(graph, f, host)]
     return bool(paths) and all(frame_complete(p) for p in paths)
 
 
 def chunk_graph(path: str, overrides, chunk: Chunk) -> dict[str, GraphNode]:
-    """The graph for one chunk: every loader reads the chunk's frames with its pre-roll."""
-    classes = node_classes()
-    graph = load_graph(path, classes)
-    apply_overrides(graph, overrides, classes)
+    """The graph for one chunk: every loader reads the chunk's frames with its pre-roll, every
+    saver writes the chunk's frames only. The frames go in as tuples of ints (the ComfyUI server
+    backend writes them as text, in its API JSON)."""
+    graph = graph_with_overrides(path, overrides)
     for node in loaders(graph):
-        node.inputs["frames"] = format_frame_ranges(list(chunk.loaded))
+        node.inputs[LoadEXRSequence.FRAMES_INPUT] = chunk.loaded
     for node in savers(graph):
-        node.inputs["write_frames"] = format_frame_ranges(list(chunk.frames))
-        if "plate_info" not in node.inputs:  # number frames from the first one loaded
-            node.inputs["start_frame"] = chunk.loaded[0]
+        node.inputs[SaveEXRSequence.WRITE_FRAMES_INPUT] = chunk.frames
+        if SaveEXRSequence.PLATE_INFO_INPUT not in node.inputs:  # number from the first loaded
+            node.inputs[SaveEXRSequence.START_FRAME_INPUT] = chunk.loaded[0]
     return graph
+
+
+# ----------------------------------------------------------------------------------------------
+# Backends: where the chunks run.
 
 
 @dataclass
@@ -174,26 +204,43 @@ class ShotReport:
     failed: list[tuple[Chunk, str]] = field(default_factory=list)  # chunk, what went wrong
     files: list[str] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
-    log_lines: list[str] = field(default_factory=list)  # --log-json lines made by workers
     seconds: float = 0.0
 
 
-def start_shot(
-    path: str,
-    frames: str | None,
-    overrides,
-    chunk_size: int,
-    preroll: int,
-    host,
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[list[Chunk], ShotReport, Callable[[Chunk], None]]:
-    """What every shot backend does first: plan the chunks, find those complete on disk (in the
-    report's ``skipped``, counted done), and give the function that counts a chunk done."""
-    classes = node_classes()
-    graph = load_graph(path, classes)
-    apply_overrides(graph, overrides, classes)
+class ShotBackend(ABC):
+    """Where a shot's chunks run. `render_shot` plans the chunks and skips those complete on
+    disk; the backend renders the rest. A new backend: a module with a subclass, and its entry
+    in plugin/backends.py (which gives the render command its option)."""
+
+    def __init__(self, address: str | None = None):
+        self.address = address  # the option's value: a cluster or server address
+
+    @property
+    def where(self) -> str | None:
+        """Where the chunks ran, for the summary; None: here, in this process."""
+        return self.address
+
+    @abstractmethod
+    def render(
+        self, job: ShotJob, chunks: list[Chunk], report: ShotReport, done: Callable[[Chunk], None]
+    ) -> None:
+        """Render ``chunks`` in order of index: each one ends in ``report.rendered`` or
+        ``report.failed`` (with what went wrong), then ``done(chunk)`` counts it. Log lines go
+        to ``job.log_json`` as chunks finish."""
+
+
+def render_shot(
+    job: ShotJob, backend: ShotBackend, progress: Callable[[int, int], None] | None = None
+) -> ShotReport:
+    """Render a shot chunk by chunk on ``backend`` (see the module docstring).
+
+    ``progress(done_frames, total_frames)`` after each chunk (those complete on disk first).
+    """
+    started = time.perf_counter()
+    host = current_host()
+    graph = graph_with_overrides(job.graph, job.overrides)
     before = plate_frames_on_disk(graph, host)
-    chunks = plan_chunks(shot_frames(graph, frames, host), chunk_size, preroll, before)
+    chunks = plan_chunks(shot_frames(graph, job.frames, host), job.chunk_size, job.preroll, before)
     report = ShotReport(chunks=len(chunks))
     for chunk in chunks:
         if chunk_complete(graph, chunk, host):
@@ -209,92 +256,11 @@ def start_shot(
 
     for chunk in report.skipped:
         count_done(chunk)
-    return chunks, report, count_done
-
-
-# ----------------------------------------------------------------------------------------------
-# The local loop.
-
-
-def render_shot(
-    path: str,
-    frames: str | None,
-    overrides,
-    chunk_size: int,
-    preroll: int = DEFAULT_PREROLL,
-    log_json=None,
-    progress: Callable[[int, int], None] | None = None,
-) -> ShotReport:
-    """Render a graph's shot chunk by chunk in this process (see the module docstring).
-
-    ``log_json``: a text stream that gets one JSON line per written frame (frame, seconds, loss,
-    output). ``progress(done_frames, total_frames)`` after each chunk.
-    """
-    from .headless import HeadlessHost
-    from .host import current_host
-
-    host = current_host()
-    if not isinstance(host, HeadlessHost):
-        raise error("chunked renders run on the headless host")
-    started = time.perf_counter()
-    chunks, report, count_done = start_shot(
-        path, frames, overrides, chunk_size, preroll, host, progress
-    )
-    host.carried = {}  # carry warm starts from chunk to chunk
-    try:
-        for chunk in chunks:
-            if chunk in report.skipped:
-                host.carried = {}  # the next chunk starts from its pre-roll instead
-                continue
-            if host.carried:  # warm start carried over: no pre-roll needed
-                chunk = Chunk(chunk.index, chunk.frames)
-            run = render_chunk(path, overrides, chunk, log_json)
-            report.rendered.append(chunk)
-            report.files += run.files
-            report.plots += run.plots
-            count_done(chunk)
-    finally:
-        host.carried = None
+    todo = [chunk for chunk in chunks if chunk not in report.skipped]
+    if todo:
+        backend.render(job, todo, report, count_done)
     report.seconds = time.perf_counter() - started
     return report
-
-
-def render_chunk(path: str, overrides, chunk: Chunk, log_json=None) -> RunReport:
-    """One chunk on the current (headless) host: load its frames and pre-roll, run the graph,
-    write the chunk's frames; JSON log lines for the frames written."""
-    from .host import current_host
-
-    host = current_host()
-    log.info(
-        "chunk %d (%s) with %d pre-roll frame(s)",
-        chunk.index + 1,
-        chunk.label(),
-        len(chunk.preroll),
-    )
-    graph = chunk_graph(path, overrides, chunk)
-    host.frame_log = {}
-    began = time.perf_counter()
-    run = run_graph(graph, node_classes())
-    seconds = (time.perf_counter() - began) / len(chunk.frames)
-    run.plots = [_name_by_chunk(plot, chunk) for plot in run.plots]
-    if log_json is not None:
-        for frame in chunk.frames:
-            entry = host.frame_log.get(frame, {})
-            if not entry.get("output"):
-                continue  # complete on disk already (existing=skip): not rendered again
-            line = {"frame": frame, "seconds": round(seconds, 4), "loss": entry.get("loss"),
-                    "output": entry.get("output"), "chunk": chunk.index + 1}  # fmt: skip
-            log_json.write(json.dumps(line) + "\n")
-        log_json.flush()
-    return run
-
-
-def _name_by_chunk(plot: str, chunk: Chunk) -> str:
-    """``invert_loss_7.png`` -> ``invert_loss_7.1001-1008.png``: each chunk keeps its curve."""
-    base, ext = os.path.splitext(plot)
-    named = f"{base}.{chunk.frames[0]}-{chunk.frames[-1]}{ext}"
-    os.replace(plot, named)
-    return named
 
 
 def open_log(target: str | None):

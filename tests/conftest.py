@@ -89,7 +89,7 @@ def _latent_cache_in_tmp(tmp_path_factory, monkeypatch):
 def demo_model():
     """The bundled 64 px demo face generator (with D), float32 on the CPU."""
     from latentmirror.core.gan.cache import get_model
-    from latentmirror.plugin.host import BUNDLED_MODELS
+    from latentmirror.host import BUNDLED_MODELS
 
     path = f"{BUNDLED_MODELS}/gan/latentmirror-demo-faces-64.safetensors"
     return get_model(path, "cpu", "float32")
@@ -126,7 +126,7 @@ def installers_module(name: str):
 @pytest.fixture
 def headless_host():
     """A fresh headless host (no progress bars) for the test, forgotten afterwards."""
-    from latentmirror.plugin import host as host_module
+    from latentmirror import host as host_module
     from latentmirror.plugin.headless import HeadlessHost
 
     host_module.set_host(HeadlessHost(show_progress=False))

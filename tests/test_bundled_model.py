@@ -5,9 +5,9 @@ import os
 import torch
 
 from latentmirror.core.gan import load_gan
+from latentmirror.host import BUNDLED_MODELS, set_host
 from latentmirror.nodes.gan_nodes import LoadGAN
 from latentmirror.plugin.headless import HeadlessHost
-from latentmirror.plugin.host import BUNDLED_MODELS, set_host
 
 DEMO = "latentmirror-demo-faces-64.safetensors"
 DEMO_PATH = os.path.join(BUNDLED_MODELS, "gan", DEMO)

@@ -12,8 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
+from latentmirror import host
 from latentmirror.nodes.exr_nodes import LoadEXRSequence
-from latentmirror.plugin import comfyui, host
+from latentmirror.plugin import comfyui
 
 
 class Interrupted(Exception):

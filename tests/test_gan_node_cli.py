@@ -9,9 +9,9 @@ import torch
 from latentmirror.core.errors import LatentmirrorError
 from latentmirror.core.gan import load_gan, save_safetensors
 from latentmirror.core.gan.cache import release_gan_models
+from latentmirror.host import set_host
 from latentmirror.nodes.gan_nodes import LoadGAN
 from latentmirror.plugin.headless import HeadlessHost
-from latentmirror.plugin.host import set_host
 
 from .gan_fixtures import make_sg2, write_nvlabs_pickle
 

@@ -15,6 +15,7 @@ from latentmirror.core.errors import LatentmirrorError
 from latentmirror.core.latents import GanLatent
 from latentmirror.core.losses import LossMix
 from latentmirror.core.reference import Reference
+from latentmirror.host import set_host
 from latentmirror.nodes.invert_nodes import (
     InvertNode,
     LoadLatentsNode,
@@ -23,7 +24,6 @@ from latentmirror.nodes.invert_nodes import (
     SaveLatentsNode,
 )
 from latentmirror.plugin.headless import HeadlessHost
-from latentmirror.plugin.host import set_host
 from latentmirror.plugin.runner import run_graph_file
 
 from .test_runner import plate  # noqa: F401 - the 8-frame ACEScg plate fixture
@@ -33,7 +33,7 @@ from .test_runner import plate  # noqa: F401 - the 8-frame ACEScg plate fixture
 def host():
     previous = set_host(HeadlessHost(show_progress=False))
     yield previous
-    from latentmirror.plugin import host as host_module
+    from latentmirror import host as host_module
 
     host_module._current = None
 
@@ -76,7 +76,7 @@ def test_invert_node_outputs_latents_reconstruction_and_a_loss_plot(host, demo_m
     assert isinstance(latent, GanLatent) and latent.frames == [1001, 1002, 1003]
     assert reconstruction.shape == (3, 64, 64, 3) and reconstruction.dtype == torch.float32
     assert 0 <= float(reconstruction.min()) and float(reconstruction.max()) <= 1
-    from latentmirror.plugin.host import current_host
+    from latentmirror.host import current_host
 
     plot = current_host().plots["invert_loss_12"]
     assert plot.ndim == 3 and plot.shape[2] == 3 and plot.std() > 0
@@ -170,7 +170,7 @@ def test_a_graph_with_invert_runs_headless_and_reuses_its_latents(host, plate, t
 def test_nodes_work_under_comfyuis_inference_mode(host, demo_faces):
     """ComfyUI runs every node inside torch.inference_mode(); Invert still optimises."""
     from latentmirror.core.gan import load_gan
-    from latentmirror.plugin.host import BUNDLED_MODELS
+    from latentmirror.host import BUNDLED_MODELS
 
     images, _ = demo_faces
     with torch.inference_mode():

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from latentmirror import host as host_module
 from latentmirror.core import plot
 from latentmirror.core.plot import loss_curve_image
-from latentmirror.plugin import host as host_module
 from latentmirror.plugin.graph import from_api_format
 from latentmirror.plugin.headless import HeadlessHost
 from latentmirror.plugin.runner import plot_folder, run_graph, write_pending_plots

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from latentmirror.core.frames.exr import read_headers
-from latentmirror.plugin.shot import chunk_graph, plan_chunks, render_shot
+from latentmirror.plugin.local_backend import LocalBackend
+from latentmirror.plugin.shot import ShotJob, chunk_graph, plan_chunks, render_shot
 
 from .conftest import read_raw_exr
 
@@ -37,6 +38,10 @@ def overrides(plate: str, out: str, steps: int = 20) -> list[str]:
     return [f"1.path={plate}", f"10.path={out}", f"7.steps={steps}", "7.batch_size=2"]
 
 
+def _job(sets: list[str], chunk: int, preroll: int, log_json=None) -> ShotJob:
+    return ShotJob(IDENTITY, None, tuple(sets), chunk, preroll, log_json)
+
+
 def test_chunks_cover_the_shot_once_with_preroll_before_each():
     frames = [1001, 1002, 1003, 1005, 1006, 1007, 1008]  # a gap is kept as it is
     chunks = plan_chunks(frames, 3, 2)
@@ -49,7 +54,8 @@ def test_chunks_cover_the_shot_once_with_preroll_before_each():
 def test_a_chunk_graph_loads_only_its_frames_and_preroll(shot_plate, tmp_path):
     chunk = plan_chunks(list(range(1001, 1009)), 3, 2)[1]
     graph = chunk_graph(IDENTITY, overrides(shot_plate, str(tmp_path / "o.####.exr")), chunk)
-    assert graph["1"].inputs["frames"] == "1002-1006"
+    assert graph["1"].inputs["frames"] == (1002, 1003, 1004, 1005, 1006)  # parsed, not text
+    assert graph["10"].inputs["write_frames"] == (1004, 1005, 1006)
     assert graph["7"].inputs["steps"] == "20"
 
 
@@ -60,7 +66,7 @@ def test_chunked_render_writes_every_frame_once_and_resumes(
     log = tmp_path / "log.jsonl"
     caplog.set_level(logging.INFO, logger="latentmirror")
     with open(log, "w") as stream:
-        report = render_shot(IDENTITY, None, overrides(shot_plate, out), 3, 2, stream)
+        report = render_shot(_job(overrides(shot_plate, out), 3, 2, stream), LocalBackend())
     # the warm start carries from chunk to chunk in one process: no pre-roll is loaded
     assert "chunk 2 (1004-1006) with 0 pre-roll" in caplog.text
     assert report.chunks == 3 and len(report.rendered) == 3
@@ -73,11 +79,11 @@ def test_chunked_render_writes_every_frame_once_and_resumes(
     assert [x["chunk"] for x in lines] == [1, 1, 1, 2, 2, 2, 3, 3]
     assert frames_on_disk(out) == list(range(1001, 1009))
     # resume: nothing to do; then one frame lost: only its chunk runs and only it is written
-    again = render_shot(IDENTITY, None, overrides(shot_plate, out), 3, 2)
+    again = render_shot(_job(overrides(shot_plate, out), 3, 2), LocalBackend())
     assert len(again.skipped) == 3 and not again.rendered
     os.remove(out.replace("####", "1005"))
     with open(log, "w") as stream:
-        third = render_shot(IDENTITY, None, overrides(shot_plate, out), 3, 2, stream)
+        third = render_shot(_job(overrides(shot_plate, out), 3, 2, stream), LocalBackend())
     assert [c.index for c in third.rendered] == [1]
     assert "chunk 2 (1004-1006) with 2 pre-roll" in caplog.text  # nothing carried: pre-roll
     assert [json.loads(x)["frame"] for x in log.read_text().splitlines()] == [1005]
@@ -86,8 +92,8 @@ def test_chunked_render_writes_every_frame_once_and_resumes(
 def test_chunked_render_is_close_to_a_single_pass(headless_host, shot_plate, tmp_path):
     single = str(tmp_path / "single" / "s.####.exr")
     chunked = str(tmp_path / "chunked" / "c.####.exr")
-    render_shot(IDENTITY, None, overrides(shot_plate, single), 100, 0)
-    render_shot(IDENTITY, None, overrides(shot_plate, chunked), 3, 2)
+    render_shot(_job(overrides(shot_plate, single), 100, 0), LocalBackend())
+    render_shot(_job(overrides(shot_plate, chunked), 3, 2), LocalBackend())
     a, b = pixels(single), pixels(chunked)
     assert a.shape == b.shape
     assert abs(a - b).mean() < 0.05 * abs(a).mean()
@@ -132,3 +138,47 @@ def test_a_range_starting_mid_shot_takes_its_preroll_from_the_plate():
     chunks = plan_chunks([1017, 1018, 1019, 1020], 2, 3, before=list(range(1001, 1025)))
     assert chunks[0].preroll == (1014, 1015, 1016)
     assert chunks[1].preroll == (1016, 1017, 1018)
+
+
+def test_every_shot_backend_is_registered_once_with_its_render_option():
+    from latentmirror.plugin.backends import SHOT_BACKENDS
+    from latentmirror.plugin.cli import build_parser
+    from latentmirror.plugin.shot import ShotBackend
+
+    assert list(SHOT_BACKENDS) == ["local", "ray", "server"]
+    for entry in SHOT_BACKENDS.values():
+        assert issubclass(entry.load(), ShotBackend)
+    render = build_parser().parse_args(["render", "g.json", "--ray", "auto", "--server", "u"])
+    assert (render.ray, render.server) == ("auto", "u")
+    assert LocalBackend().where is None  # its summary: rendered here
+
+
+def test_the_inputs_a_chunk_sets_are_the_nodes_own():
+    from latentmirror.nodes.exr_nodes import LoadEXRSequence, SaveEXRSequence
+    from latentmirror.plugin.graph import iter_input_specs
+
+    loader = {name for name, _ in iter_input_specs(LoadEXRSequence)}
+    saver = {name for name, _ in iter_input_specs(SaveEXRSequence)}
+    assert {LoadEXRSequence.PATH_INPUT, LoadEXRSequence.FRAMES_INPUT} <= loader
+    set_by_chunks = {
+        SaveEXRSequence.PATH_INPUT,
+        SaveEXRSequence.WRITE_FRAMES_INPUT,
+        SaveEXRSequence.START_FRAME_INPUT,
+        SaveEXRSequence.PLATE_INFO_INPUT,
+    }
+    assert set_by_chunks <= saver
+
+
+def test_loader_and_saver_take_frames_as_text_or_parsed(headless_host, shot_plate, tmp_path):
+    from latentmirror.nodes.exr_nodes import LoadEXRSequence, SaveEXRSequence
+
+    loader, saver = LoadEXRSequence(), SaveEXRSequence()
+    typed = loader.load(shot_plate, "1002-1004", "error")
+    parsed = loader.load(shot_plate, (1002, 1003, 1004), "error")
+    assert typed[2].frames == parsed[2].frames == [1002, 1003, 1004]
+    assert (typed[0] == parsed[0]).all()
+    for name, frames in (("text", "1003-1004"), ("parsed", (1003, 1004))):
+        out = str(tmp_path / name / "o.####.exr")
+        saved = saver.save(parsed[0], out, "half", "zip", "skip", parsed[2], write_frames=frames)
+        assert [p.split(".")[-2] for p in saved["ui"]["files"]] == ["1003", "1004"]
+        assert frames_on_disk(out) == [1003, 1004]

@@ -36,7 +36,7 @@ from latentmirror.core.gan.cache import get_model  # noqa: E402
 from latentmirror.core.invert import InvertSettings, invert  # noqa: E402
 from latentmirror.core.losses import LossEvaluator, LossMix  # noqa: E402
 from latentmirror.core.perceptual import find_lpips_backbone  # noqa: E402
-from latentmirror.plugin.host import BUNDLED_MODELS  # noqa: E402
+from latentmirror.host import BUNDLED_MODELS  # noqa: E402
 
 MODEL = os.path.join(BUNDLED_MODELS, "gan", "latentmirror-demo-faces-64.safetensors")
 LPIPS_FOLDERS = [os.path.join(BUNDLED_MODELS, "lpips"), "models/lpips"]

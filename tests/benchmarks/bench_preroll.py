@@ -45,15 +45,16 @@ def read(pattern: str) -> np.ndarray:
 
 
 def render(plate: str, out: str, chunk: int, preroll: int, ranges=None) -> float:
+    from latentmirror.host import set_host
     from latentmirror.plugin.headless import HeadlessHost
-    from latentmirror.plugin.host import set_host
-    from latentmirror.plugin.shot import render_shot
+    from latentmirror.plugin.local_backend import LocalBackend
+    from latentmirror.plugin.shot import ShotJob, render_shot
 
     sets = [f"1.path={plate}", f"10.path={out}", "7.steps=60", "7.cache=false"]
     began = time.perf_counter()
     for frames in ranges or [None]:
         set_host(HeadlessHost(show_progress=False))  # a farm task: a fresh process, no carry
-        render_shot(TEMPLATE, frames, sets, chunk, preroll)
+        render_shot(ShotJob(TEMPLATE, frames, tuple(sets), chunk, preroll), LocalBackend())
     return time.perf_counter() - began
 
 
