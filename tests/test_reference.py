@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from latentmirror.core.errors import LatentmirrorError
-from latentmirror.core.invert import InvertSettings, invert, reference_latent
+from latentmirror.core.invert import InvertSettings, invert
 from latentmirror.core.losses import LossMix
 from latentmirror.core.reference import (
     Reference,
+    ReferenceInversion,
     ReferenceItem,
     anchor_penalty,
     layer_groups,
@@ -126,7 +127,7 @@ def test_latent_anchor_pulls_the_chosen_layers_and_can_start_there(demo_model, d
     item = ReferenceItem(nhwc(ref_image), "latent_anchor", strength=50.0, layers="coarse")
     anchored = invert(demo_model, plate, settings, mix=L2, reference=Reference((item,)))
     plain = invert(demo_model, plate, settings, mix=L2)
-    anchor = reference_latent(demo_model, item, settings, mix=L2)
+    anchor = ReferenceInversion(invert, settings, L2).latent(demo_model, item)
     coarse = [0, 1, 2, 3]
 
     def distance(result, rows):
