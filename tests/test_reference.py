@@ -140,3 +140,14 @@ def test_latent_anchor_pulls_the_chosen_layers_and_can_start_there(demo_model, d
     started = invert(demo_model, plate, settings, mix=L2, reference=Reference((starting,)))
     assert started.latent.history["reference_anchor_1"][0] < 1e-6
     assert anchored.latent.history["reference_anchor_1"][0] > 1e-3
+
+
+def test_style_mix_needs_a_way_to_invert_its_references(demo_model, demo_faces):
+    from latentmirror.core.reference import style_mix_latents
+
+    images, ws = demo_faces
+    item = ReferenceItem(nhwc(images[1:2]), "style_mix", 1.0, "coarse")
+    assert torch.equal(style_mix_latents(ws, demo_model, None, None), ws)
+    with pytest.raises(LatentmirrorError, match="style_mix references need") as info:
+        style_mix_latents(ws, demo_model, Reference((item,)), None)
+    assert info.value.where.input == "reference"
