@@ -2,7 +2,8 @@
 
 In order: temporal smoothing of the latents across frames, truncation toward ``w_avg`` (all
 layers or chosen ones), the references' ``style_mix``, then synthesis in batches with the chosen
-noise, and the fit undone so frames come out at plate size.
+noise, and the fit undone so frames come out at plate size (both in :mod:`.synthesis`, shared
+with Invert's reconstruction).
 
 Images are ``[B, 3, H, W]`` display-referred in [0, 1] (the generator's [-1, 1] mapped and
 clipped: the IMAGE wire is display-referred).
