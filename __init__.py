@@ -5,7 +5,7 @@ The repository root is both this Python package and the ComfyUI node pack. Comfy
 access, so ``import latentmirror.core...`` in scripts stays light and never touches ComfyUI.
 """
 
-__version__ = "0.1.0"
+from .core import __version__  # noqa: F401 - defined in core so core never imports the root
 
 
 def __getattr__(name: str):

@@ -1,4 +1,5 @@
-"""REFERENCE: images that steer inversion and resynthesis, and the maths of each mode.
+"""REFERENCE: images that steer inversion and resynthesis, how they become latents and pulls,
+and the maths of each mode.
 
 - ``loss_pull``: while inverting, the output is also pulled toward the references' features (the
   mean over the references of LPIPS, D or pixel features), with weight ``strength``;
@@ -9,18 +10,35 @@
 
 Layers are the rows of ``ws [B, num_ws, w_dim]``, chosen by group (``all``, ``coarse``,
 ``middle``, ``fine``) or by indices (``0-5,8``); see :func:`layer_groups`.
+
+Anchors and style mixes need the references' latents, which come from inverting them; the
+inversion is handed in as a :class:`ReferenceInversion` (Invert passes itself), so this module
+sits below both Invert and Resynthesize.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
+from . import fit as fitting
+from .caches import register_cache
 from .errors import error
-from .losses import DEFAULT_RESOLUTION, LOSS_TERMS, Networks, resize_for_loss, validate_params
+from .latents import cache_key
+from .losses import (
+    DEFAULT_RESOLUTION,
+    LOSS_TERMS,
+    LossEvaluator,
+    LossMix,
+    Networks,
+    resize_for_loss,
+    validate_params,
+)
 from .storage import tensor_digest
 
 MODES = ("loss_pull", "latent_anchor", "style_mix")
@@ -152,6 +170,136 @@ class Reference:
     def fingerprint(self, modes: tuple[str, ...] = MODES) -> str:
         chosen = [d for d in self.describe() if d["mode"] in modes]
         return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------
+# References into pulls and latents.
+
+
+def reference_targets(item: ReferenceItem, model) -> torch.Tensor:
+    """An item's references fitted (centre crop) to the model: ``[N, 3, R, R]`` in [-1, 1]."""
+    images = item.images.permute(0, 3, 1, 2).to(model.device).clone()
+    plan = fitting.plan_fit("crop", images.shape[-2], images.shape[-1], model.resolution)
+    return fitting.apply_fit(images, plan) * 2 - 1
+
+
+def reference_pulls(reference: Reference, evaluator: LossEvaluator, model) -> list[ReferencePull]:
+    """A :class:`ReferencePull` per ``loss_pull`` item, sharing the evaluator's LPIPS modules."""
+    pulls = []
+    for item in reference.of_mode("loss_pull"):
+        module = _pull_module(item, evaluator, model)
+        pulls.append(ReferencePull(item, reference_targets(item, model), model, module))
+    return pulls
+
+
+def _pull_module(item: ReferenceItem, evaluator: LossEvaluator, model):
+    """The LPIPS module an item's distance needs (None for the others), checked."""
+    net = LOSS_TERMS[item.distance].lpips_net
+    if net:
+        return evaluator.lpips_module(net, model.device)
+    if item.distance == "d_features" and model.discriminator is None:
+        raise error(
+            "loss_pull with d_features needs the model's discriminator; this file has none",
+            input="reference",
+        )
+    return None
+
+
+def reference_mix(mix: LossMix | None) -> LossMix | None:
+    """The plate's mix for inverting references: masks and the temporal term dropped."""
+    if mix is None:
+        return None
+    kept = [replace(t, mask=None) for t in mix if t.name != "temporal"]
+    return LossMix(tuple(kept)) if kept else None
+
+
+_REFERENCE_LATENTS: dict[str, torch.Tensor] = {}  # cache key -> mean latent of inverted refs
+register_cache("reference latents", _REFERENCE_LATENTS)
+
+
+@dataclass(frozen=True)
+class ReferenceInversion:
+    """How references become latents: ``invert`` (:func:`~.invert.invert`) run with ``settings``
+    (an ``InvertSettings``: its steps and seed count, the rest is fixed below) and the plate's
+    ``mix`` (see :func:`reference_mix`), once per model and references, remembered for the
+    process."""
+
+    invert: Callable[..., Any]
+    settings: Any
+    mix: LossMix | None = None
+    lpips_folders: Sequence[str] = ()
+    allow_random_backbone: bool = False
+
+    def latent(self, model, item: ReferenceItem) -> torch.Tensor:
+        """The mean W+ latent ``[num_ws, w_dim]`` of an item's references (fast schedule, no
+        references of their own)."""
+        settings, mix = self.settings, reference_mix(self.mix)
+        key = cache_key(
+            model=model.content_hash, images=item.digest(), steps=settings.steps,
+            seed=settings.seed, mix=mix.fingerprint() if mix else None,
+        )  # fmt: skip
+        if key not in _REFERENCE_LATENTS:
+            images = item.images.permute(0, 3, 1, 2)
+            fixed = replace(settings, schedule="fast", space="w_plus", fit="crop", warm_start=False)
+            result = self.invert(
+                model, images, fixed, mix=mix, lpips_folders=self.lpips_folders,
+                allow_random_backbone=self.allow_random_backbone,
+            )  # fmt: skip
+            _REFERENCE_LATENTS[key] = result.latent.ws.mean(0)
+        return _REFERENCE_LATENTS[key]
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A ``latent_anchor`` item resolved: its latent ``[L, D]`` (on the model's device) and rows."""
+
+    latent: torch.Tensor
+    rows: list[int]
+    strength: float
+    start: bool
+
+    def penalty(self, ws: torch.Tensor) -> torch.Tensor:
+        return anchor_penalty(ws, self.latent, self.rows)
+
+
+def reference_anchors(model, reference: Reference, inversion: ReferenceInversion) -> list[Anchor]:
+    """Every ``latent_anchor`` item with its references inverted."""
+    return [
+        Anchor(
+            inversion.latent(model, item).to(model.device),
+            parse_layers(item.layers, model.num_ws, model.resolution),
+            item.strength,
+            item.start,
+        )
+        for item in reference.of_mode("latent_anchor")
+    ]
+
+
+def anchored_start(model, anchors: list[Anchor]) -> torch.Tensor | None:
+    """The start latent ``[1, L, D]`` the ``start`` anchors ask for: w_avg with their rows set,
+    later anchors over earlier ones; None when none asks."""
+    start = None
+    for anchor in anchors:
+        if anchor.start:
+            base = model.w_avg.detach().float().expand(model.num_ws, -1).clone()
+            if start is not None:
+                base = start[0].clone()
+            base[anchor.rows] = anchor.latent[anchor.rows]
+            start = base[None]
+    return start
+
+
+def style_mix_latents(
+    ws: torch.Tensor, model, reference: Reference | None, inversion: ReferenceInversion | None
+) -> torch.Tensor:
+    """``ws [B, L, D]`` with every ``style_mix`` item applied in chain order."""
+    items = reference.of_mode("style_mix") if reference is not None else []
+    if items and inversion is None:
+        raise error("style_mix references need a way to invert them", input="reference")
+    for item in items:
+        rows = parse_layers(item.layers, model.num_ws, model.resolution)
+        ws = style_mix(ws, inversion.latent(model, item).to(ws.device), rows, item.strength)
+    return ws
 
 
 # ----------------------------------------------------------------------------------------------

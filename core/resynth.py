@@ -2,7 +2,8 @@
 
 In order: temporal smoothing of the latents across frames, truncation toward ``w_avg`` (all
 layers or chosen ones), the references' ``style_mix``, then synthesis in batches with the chosen
-noise, and the fit undone so frames come out at plate size.
+noise, and the fit undone so frames come out at plate size (both in :mod:`.synthesis`, shared
+with Invert's reconstruction).
 
 Images are ``[B, 3, H, W]`` display-referred in [0, 1] (the generator's [-1, 1] mapped and
 clipped: the IMAGE wire is display-referred).
@@ -18,16 +19,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from . import fit as fitting
-from .errors import LatentmirrorError, error, is_out_of_memory
+from .errors import error
 from .imageops import gaussian_window
 from .latents import GanLatent
-from .reference import Reference, parse_layers, style_mix
+from .reference import Reference, ReferenceInversion, parse_layers, style_mix, style_mix_latents
+from .synthesis import NOISE_MODES, OUTPUT_SIZES, synthesise_frames
 
 log = logging.getLogger("latentmirror")
-
-NOISE_MODES = ("const", "random", "none", "stored")
-OUTPUT_SIZES = ("plate", "model")
 
 
 @dataclass(frozen=True)
@@ -107,60 +105,16 @@ def smooth_latents(ws: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------
-# Noise.
-
-
-def noise_maps(
-    model, latent: GanLatent, mode: str, indices: list[int], seed: int
-) -> tuple[str, dict | None]:
-    """(noise_mode for the synthesis network, explicit maps or None) for frames ``indices``.
-
-    random: maps drawn per frame from ``seed`` and the frame number, so any frame renders the
-    same alone, in a batch or in another chunk. stored: the maps saved with the latents.
-    """
-    if mode in ("const", "none"):
-        return mode, None
-    from .invert import noise_layer_sizes
-
-    if mode == "stored":
-        if not latent.noise:
-            raise error(
-                "noise_mode 'stored': these latents carry no noise maps (invert in space "
-                "w_plus_noise or with the classic schedule, or pick const)",
-                input="noise_mode",
-            )
-        return "const", {k: v[indices].to(model.device) for k, v in latent.noise.items()}
-    sizes = noise_layer_sizes(model)
-    maps: dict[str, list[torch.Tensor]] = {name: [] for name in sizes}
-    for i in indices:
-        gen = torch.Generator().manual_seed((int(seed) * 1_000_003 + int(latent.frames[i])) % 2**63)
-        for name, size in sizes.items():
-            maps[name].append(torch.randn(1, 1, size, size, generator=gen))
-    return "const", {k: torch.cat(v).to(model.device) for k, v in maps.items()}
-
-
-# ----------------------------------------------------------------------------------------------
 # The whole pass.
 
 
-def style_mix_latents(ws: torch.Tensor, model, reference: Reference | None, **invert_kwargs):
-    """``ws`` with every ``style_mix`` reference applied in chain order. The references are
-    inverted once per model (see :func:`~.invert.reference_latent`); ``invert_kwargs``:
-    ``reference_settings``, ``mix``, ``lpips_folders``, ``allow_random_backbone``."""
-    from .invert import InvertSettings, reference_latent, reference_mix
-
-    if reference is None:
-        return ws
-    settings = invert_kwargs.pop("reference_settings", None) or InvertSettings()
-    invert_kwargs["mix"] = reference_mix(invert_kwargs.get("mix"))
-    for item in reference.of_mode("style_mix"):
-        rows = parse_layers(item.layers, model.num_ws, model.resolution)
-        ref_ws = reference_latent(model, item, settings, **invert_kwargs)
-        ws = style_mix(ws, ref_ws.to(ws.device), rows, item.strength)
-    return ws
-
-
-def prepare_latents(model, latent: GanLatent, settings: ResynthSettings, reference=None, **kw):
+def prepare_latents(
+    model,
+    latent: GanLatent,
+    settings: ResynthSettings,
+    reference: Reference | None = None,
+    reference_inversion: ReferenceInversion | None = None,
+) -> torch.Tensor:
     """The latents as they will be synthesised: smoothed, truncated and style-mixed."""
     if latent.num_ws != model.num_ws or latent.w_dim != model.w_dim:
         raise error(
@@ -181,7 +135,7 @@ def prepare_latents(model, latent: GanLatent, settings: ResynthSettings, referen
     if settings.truncation != 1.0:
         rows = parse_layers(settings.truncation_layers, model.num_ws, model.resolution)
         ws = truncate(ws, model.w_avg.detach().float().cpu(), settings.truncation, rows)
-    return style_mix_latents(ws, model, reference, **kw)
+    return style_mix_latents(ws, model, reference, reference_inversion)
 
 
 @torch.inference_mode(False)
@@ -191,56 +145,17 @@ def resynthesize(
     settings: ResynthSettings = ResynthSettings(),
     *,
     reference: Reference | None = None,
+    reference_inversion: ReferenceInversion | None = None,
     plate: torch.Tensor | None = None,
     on_frame: Callable[[int, int], None] | None = None,
     check_interrupt: Callable[[], None] | None = None,
-    **reference_kwargs,
 ) -> torch.Tensor:
     """The latents' images ``[B, 3, H, W]`` in [0, 1]: at plate size (``plate [B, 3, H, W]``, the
     original frames, fills the sides of a ``crop`` fit; without it they are black) or at the
-    model's size. ``reference_kwargs`` go to the inversion of style_mix references."""
-    from .invert import halve_batch_after_oom
-
-    ws = prepare_latents(model, latent, settings, reference, **reference_kwargs)
-    tiles = latent.fit.tile_count  # images per frame
-    frames = len(latent) // tiles
-    if plate is not None and plate.shape[0] not in (1, frames):
-        raise error(f"plate has {plate.shape[0]} frames, the latents {frames}", input="plate")
-    out: list[torch.Tensor] = []
-    start, batch = 0, settings.batch_size  # in frames
-    while start < frames:
-        chosen = list(range(start, min(start + batch, frames)))
-        indices = [f * tiles + t for f in chosen for t in range(tiles)]
-        try:
-            images = _synthesise_batch(model, latent, ws, indices, settings)
-        except (torch.OutOfMemoryError, RuntimeError) as exc:
-            if isinstance(exc, LatentmirrorError) or not is_out_of_memory(exc):
-                raise
-            batch = halve_batch_after_oom(len(chosen), model)
-            continue
-        out.append(_to_output(images, latent, chosen, settings, plate))
-        start += len(chosen)
-        if on_frame:
-            on_frame(start, frames)
-        if check_interrupt and start < frames:
-            check_interrupt()
-    return torch.cat(out)
-
-
-def _synthesise_batch(model, latent, ws, indices, settings) -> torch.Tensor:
-    mode, noise = noise_maps(model, latent, settings.noise_mode, indices, settings.seed)
-    with torch.no_grad():
-        images = model.synthesis(ws[indices].to(model.device), noise_mode=mode, noise=noise)
-    return ((images.float() + 1) / 2).clamp(0, 1)
-
-
-def _to_output(images, latent: GanLatent, frames, settings, plate) -> torch.Tensor:
-    """A batch's images at the model's size (tiles: merged, at plate scale) or at plate size."""
-    if settings.output_size == "model" and latent.fit.mode != "tiles":
-        return images.cpu()
-    background = None
-    if plate is not None:
-        rows = frames if plate.shape[0] > 1 else [0]
-        background = plate[rows].to(images.device).float()
-    # bicubic growth overshoots a little at edges: clip again, the wire is [0, 1]
-    return fitting.undo_fit(images, latent.fit, background).clamp(0, 1).cpu()
+    model's size. ``reference_inversion`` inverts the style_mix references."""
+    ws = prepare_latents(model, latent, settings, reference, reference_inversion)
+    return synthesise_frames(
+        model, latent, ws, noise_mode=settings.noise_mode, seed=settings.seed,
+        batch_size=settings.batch_size, output_size=settings.output_size, plate=plate,
+        on_frame=on_frame, check_interrupt=check_interrupt,
+    )  # fmt: skip

@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 
 from ..core.errors import context, error
-from ..core.invert import InvertSettings
+from ..core.invert import InvertSettings, invert
 from ..core.latents import GanLatent
-from ..core.resynth import NOISE_MODES, OUTPUT_SIZES, ResynthSettings, resynthesize
+from ..core.reference import ReferenceInversion
+from ..core.resynth import ResynthSettings, resynthesize
+from ..core.synthesis import NOISE_MODES, OUTPUT_SIZES
 from ..host import current_host
 from .common import (
     CATEGORY,
@@ -142,10 +144,12 @@ class ResynthesizeNode:
             pixels = None
             if plate is not None:
                 pixels = display_pixels(plate, frames, self.DISPLAY_NAME, "plate")
+            inversion = ReferenceInversion(
+                invert, InvertSettings(seed=int(seed), steps=int(reference_steps)), loss_mix,
+                host.model_folders("lpips"),
+            )  # fmt: skip
             images = resynthesize(
-                model, latent, settings, reference=reference, plate=pixels,
-                on_frame=frame_progress(host, len(frames), "resynthesizing"), mix=loss_mix,
-                lpips_folders=host.model_folders("lpips"),
-                reference_settings=InvertSettings(seed=int(seed), steps=int(reference_steps)),
+                model, latent, settings, reference=reference, reference_inversion=inversion,
+                plate=pixels, on_frame=frame_progress(host, len(frames), "resynthesizing"),
             )  # fmt: skip
         return (to_nhwc(images),)

@@ -19,11 +19,6 @@ from . import gan_fixtures as fx
 
 CORE = Path(latentmirror.core.__path__[0])
 
-# Caches in modules another part of issue 10 restructures (model statistics become GanModel
-# methods, reference latents move to one module); they register where they land. This set must
-# shrink to empty: the test below fails once a listed cache no longer exists where named.
-NOT_YET_REGISTERED = {"invert._W_STATS", "invert._REFERENCE_LATENTS"}
-
 
 def _import_all_core_modules() -> None:
     for info in pkgutil.walk_packages(latentmirror.core.__path__, "latentmirror.core."):
@@ -61,16 +56,11 @@ def test_every_process_wide_cache_is_registered():
     registered = [cache.holds for cache in caches.registered_caches()]
     found = _process_wide_caches()
     assert found, "the scan finds nothing: it is broken"
-    assert NOT_YET_REGISTERED <= set(found), "a pending cache moved: register it, drop it here"
-    unregistered = [
-        name
-        for name, obj in found.items()
-        if name not in NOT_YET_REGISTERED and not any(obj is r for r in registered)
-    ]
+    unregistered = [name for name, obj in found.items() if not any(obj is r for r in registered)]
     assert unregistered == [], f"register these with core.caches.register_cache: {unregistered}"
     names = [cache.name for cache in caches.registered_caches()]
     assert {"GAN models", "GAN file hashes", "OCIO configs", "OCIO processors"} <= set(names)
-    assert "LPIPS networks" in names and len(names) == len(set(names))
+    assert {"LPIPS networks", "reference latents"} <= set(names) and len(names) == len(set(names))
 
 
 def test_release_models_empties_every_cache(tmp_path):

@@ -1,4 +1,4 @@
-"""Inversion (core/invert.py) on the bundled 64 px demo generator: real torch optimisation."""
+"""Inversion (core/invert/) on the bundled 64 px demo generator: real torch optimisation."""
 
 import os
 from dataclasses import replace
@@ -293,3 +293,16 @@ def test_mixed_precision_runs_the_generator_in_bfloat16(demo_model, demo_faces):
     assert history[-1] < history[0] / 5
     assert psnr(mixed.reconstruction, images[:2]).min() > 25
     assert InvertSettings().autocast_dtype(torch.device("cpu")) is None  # auto: float32 on CPU
+
+
+def test_w_statistics_are_the_projectors_seeded_sample_mean_and_spread(demo_model):
+    z = torch.randn(10_000, demo_model.z_dim, generator=torch.Generator().manual_seed(123))
+    with torch.no_grad():
+        w = torch.cat([demo_model.mapping(chunk)[:, 0].float() for chunk in z.split(2000)])
+    mean, spread = demo_model.w_statistics()
+    assert torch.equal(mean, w.mean(0))
+    assert spread == float(((w - w.mean(0)).square().sum() / 10_000).sqrt())
+    assert demo_model.w_statistics()[0] is mean  # sampled once per device
+    # the 64 px StyleGAN2 demo: one noise map per synthesis layer from 4 px up
+    sizes = demo_model.noise_layer_sizes()
+    assert sorted(set(sizes.values())) == [4, 8, 16, 32, 64]

@@ -6,11 +6,12 @@ import torch
 from latentmirror.core import losses, perceptual
 from latentmirror.core.errors import LatentmirrorError
 from latentmirror.core.gan import GanModel
-from latentmirror.core.invert import InvertSettings, invert, reference_latent
+from latentmirror.core.invert import InvertSettings, invert
 from latentmirror.core.losses import LossMix
 from latentmirror.core.reference import (
     PULL_DISTANCES,
     Reference,
+    ReferenceInversion,
     ReferenceItem,
     ReferencePull,
     anchor_penalty,
@@ -130,7 +131,7 @@ def test_latent_anchor_pulls_the_chosen_layers_and_can_start_there(demo_model, d
     item = ReferenceItem(nhwc(ref_image), "latent_anchor", strength=50.0, layers="coarse")
     anchored = invert(demo_model, plate, settings, mix=L2, reference=Reference((item,)))
     plain = invert(demo_model, plate, settings, mix=L2)
-    anchor = reference_latent(demo_model, item, settings, mix=L2)
+    anchor = ReferenceInversion(invert, settings, L2).latent(demo_model, item)
     coarse = [0, 1, 2, 3]
 
     def distance(result, rows):
@@ -180,3 +181,14 @@ def test_reference_pull_is_the_registry_terms_distance(distance):
     assert value.item() == pytest.approx(expected.item(), rel=1e-5)
     if distance in ("l1", "l2"):
         assert pull(mean_ref.expand(2, -1, -1, -1)).item() == 0
+
+
+def test_style_mix_needs_a_way_to_invert_its_references(demo_model, demo_faces):
+    from latentmirror.core.reference import style_mix_latents
+
+    images, ws = demo_faces
+    item = ReferenceItem(nhwc(images[1:2]), "style_mix", 1.0, "coarse")
+    assert torch.equal(style_mix_latents(ws, demo_model, None, None), ws)
+    with pytest.raises(LatentmirrorError, match="style_mix references need") as info:
+        style_mix_latents(ws, demo_model, Reference((item,)), None)
+    assert info.value.where.input == "reference"

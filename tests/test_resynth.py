@@ -11,11 +11,11 @@ from latentmirror.core.latents import GanLatent
 from latentmirror.core.reference import Reference, ReferenceItem
 from latentmirror.core.resynth import (
     ResynthSettings,
-    noise_maps,
     resynthesize,
     smooth_latents,
     truncate,
 )
+from latentmirror.core.synthesis import noise_maps
 
 
 def latent_of(model, ws, fit=None, noise=None, frames=None):
@@ -143,11 +143,14 @@ def test_style_mix_reference_moves_the_result_toward_the_reference(demo_model, d
     images, ws = demo_faces
     latent = latent_of(demo_model, ws[:1])
     item = ReferenceItem(images[1:2].permute(0, 2, 3, 1), "style_mix", 1.0, "coarse,middle")
-    from latentmirror.core.invert import InvertSettings
+    from latentmirror.core.invert import InvertSettings, invert
     from latentmirror.core.losses import LossMix
+    from latentmirror.core.reference import ReferenceInversion
 
-    kwargs = dict(reference_settings=InvertSettings(steps=60), mix=LossMix().add("l2"))
-    mixed = resynthesize(demo_model, latent, reference=Reference((item,)), **kwargs)
+    inversion = ReferenceInversion(invert, InvertSettings(steps=60), LossMix().add("l2"))
+    mixed = resynthesize(
+        demo_model, latent, reference=Reference((item,)), reference_inversion=inversion
+    )
     plain = resynthesize(demo_model, latent)
     target = images[1:2]
     assert (mixed - target).abs().mean() < (plain - target).abs().mean()

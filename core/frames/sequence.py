@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ... import __version__
-from .. import color
+from .. import __version__, color
 from ..errors import LatentmirrorError, context, error
 from .channels import select_channels
 from .exr import (

@@ -10,6 +10,10 @@ import torch
 
 from ..errors import error
 
+# W statistics as NVlabs' projector computes them: the mean and spread of this many mapped z
+W_STAT_SAMPLES = 10_000
+W_STAT_SEED = 123
+
 
 class GanModel:
     """A StyleGAN2/3 generator, optionally its discriminator, and their description.
@@ -33,6 +37,7 @@ class GanModel:
         self.architecture = architecture
         self.content_hash = content_hash
         self.source = source
+        self._w_stats: dict[str, tuple[torch.Tensor, float]] = {}  # by device
 
     # -- sizes ---------------------------------------------------------------------------------
     @property
@@ -119,6 +124,33 @@ class GanModel:
         z = torch.randn(count, self.z_dim, generator=torch.Generator().manual_seed(int(seed)))
         with torch.no_grad():
             return self.synthesis(self.mapping(z, truncation_psi), noise_mode=noise_mode)
+
+    # -- statistics ------------------------------------------------------------------------
+    def w_statistics(self) -> tuple[torch.Tensor, float]:
+        """(mean w ``[w_dim]``, spread) of 10 000 mapped z (seed 123), as NVlabs' projector
+        computes them; remembered per device. Conditional models use their tracked ``w_avg`` and a
+        spread of 1."""
+        key = str(self.device)
+        if key not in self._w_stats:
+            self._w_stats[key] = self._sampled_w_statistics()
+        return self._w_stats[key]
+
+    def _sampled_w_statistics(self) -> tuple[torch.Tensor, float]:
+        if self.c_dim > 0:
+            return self.w_avg.detach().float(), 1.0
+        z = torch.randn(
+            W_STAT_SAMPLES, self.z_dim, generator=torch.Generator().manual_seed(W_STAT_SEED)
+        )
+        with torch.no_grad():
+            w = torch.cat([self.mapping(chunk)[:, 0].float() for chunk in z.split(2000)])
+        mean = w.mean(0)
+        spread = float(((w - mean).square().sum() / W_STAT_SAMPLES).sqrt())
+        return mean, spread
+
+    def noise_layer_sizes(self) -> dict[str, int]:
+        """Name -> map size of the synthesis layers that take noise (none for StyleGAN3)."""
+        layers = getattr(self.generator.synthesis, "noise_layers", dict)()
+        return {name: int(layer.resolution) for name, layer in layers.items()}
 
     def _labels(self, c: torch.Tensor | None, batch: int) -> torch.Tensor:
         if c is None:

@@ -1,0 +1,131 @@
+"""The ``fast`` schedule (the default).
+
+Frames in batches on the device. The first frame is solved cold (``steps`` steps); every later
+batch starts from the previous frame's solution (also across batches) and runs only
+``warm_steps`` (a fifth of ``steps`` unless set), stopping early when the loss stalls. W+ with a
+pull toward w_avg; noise maps fixed (the model's) or, in ``w_plus_noise``, one set shared by all
+frames and carried from batch to batch, so noise does not flicker.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..synthesis import halve_batch_after_oom, is_retryable_oom, synthesise
+from .run import Run, cold_start, expand_ws, step, w_noise_scale
+from .settings import CLASSIC_LR_RAMPUP
+
+
+@dataclass
+class _Batch:
+    indices: list[int]
+    start: torch.Tensor  # [B, rows, D]
+    cold: bool  # full steps and a learning-rate ramp-up
+    explore: bool = False  # noise on w early on, as the classic recipe (when starting from w_avg)
+
+
+def run_fast(run: Run, start: torch.Tensor | None, previous: torch.Tensor | None = None):
+    """The frames of ``run`` in batches, each warm-started from the frame before (``previous``:
+    the frame before the first). Returns (ws [B, L, D], shared noise maps or None, losses)."""
+    model, settings = run.model, run.settings
+    count = run.targets.shape[0]
+    noise = None
+    if settings.space == "w_plus_noise":  # one set for all frames, carried from batch to batch
+        sizes = model.noise_layer_sizes().items()
+        noise = {n: run.randn(1, 1, r, r).requires_grad_(True) for n, r in sizes}
+    batches: list[torch.Tensor] = []
+    if previous is not None and settings.warm_start:  # carried over: every batch starts warm
+        batches.append(expand_ws(previous, model.num_ws))
+    carried = len(batches)
+    frame_loss: list[float] = []
+    prev = None  # the last solved frame's output and target, for the temporal term
+    batch_size, position = settings.batch_size, 0
+    while position < count:
+        batch = _next_batch(run, start, batches, position, batch_size)
+        try:
+            ws = _invert_batch(run, batch, noise, prev)
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            if not is_retryable_oom(exc):
+                raise
+            batch_size = halve_batch_after_oom(len(batch.indices), model)
+            continue
+        with torch.no_grad():
+            output = synthesise(model, ws, noise)
+            frame_loss += _per_frame_loss(run, output, batch.indices, ws, noise)
+        last = batch.indices[-1]
+        prev = (output[-1:], run.targets[last : last + 1])
+        batches.append(ws)
+        position += len(batch.indices)
+        run.progress.frames_finished(len(batch.indices))
+    if noise:
+        noise = {k: v.detach().expand(count, -1, -1, -1).clone() for k, v in noise.items()}
+    return torch.cat(batches[carried:]), noise, frame_loss
+
+
+def _next_batch(run: Run, start, solved: list[torch.Tensor], position: int, size: int) -> _Batch:
+    """The batch from frame ``position``: its frames, and where it starts from (``start``: given
+    latents; ``solved``: the batches solved so far, the last frame of which a warm batch uses)."""
+    settings, count = run.settings, run.targets.shape[0]
+    rows = settings.optimised_rows(run.model)
+    per_frame_start = start is not None and start.shape[0] > 1  # init_latent for every frame
+    # Warm starting: the first frame alone (cold, full steps), then batches from its solution.
+    alone = settings.warm_start and not solved and not per_frame_start
+    size = 1 if alone else min(size, count - position)
+    indices = list(range(position, position + size))
+    if per_frame_start:
+        return _Batch(indices, start[indices, :rows], cold=False)
+    if settings.warm_start and solved:
+        return _Batch(indices, solved[-1][-1:, :rows].expand(size, -1, -1), cold=False)
+    batch_start = torch.cat([cold_start(run, start, i, False)[:, :rows] for i in indices])
+    return _Batch(indices, batch_start, cold=True, explore=start is None)
+
+
+def _invert_batch(run: Run, batch: _Batch, noise: dict[str, torch.Tensor] | None, prev):
+    """Optimise one batch. ``noise``: the shared maps (optimised in place) or None (the model's).
+    Returns ws ``[B, L, D]``."""
+    model, settings = run.model, run.settings
+    steps = settings.steps if batch.cold else settings.steps_when_warm
+    run.begin_batch()
+    w_opt = batch.start.detach().clone().contiguous().requires_grad_(True)
+    params = [w_opt] + (list(noise.values()) if noise else [])
+    optimiser = torch.optim.Adam(params, betas=(0.9, 0.999), lr=settings.lr)
+    w_spread = model.w_statistics()[1] if batch.explore else 0.0
+    totals: list[float] = []
+    for index in range(steps):
+        ws = expand_ws(w_opt, model.num_ws)
+        if batch.explore:
+            ws = ws + run.randn(*ws.shape) * w_noise_scale(w_spread, index / steps, 0.5)
+        lr = _fast_lr(index, steps, settings.lr, batch.cold)
+        totals.append(step(run, optimiser, lr, ws, batch.indices, noise, prev))
+        if _stalled(totals, settings.stall_steps, settings.stall_tolerance) and index < steps - 1:
+            break  # further steps would not pay
+    run.progress.skip(steps - len(totals))
+    return expand_ws(w_opt.detach(), model.num_ws)
+
+
+def _fast_lr(index: int, steps: int, base: float, cold: bool) -> float:
+    """Constant, with a short ramp-up when cold and a cosine ramp-down over the last quarter."""
+    t = index / steps
+    ramp = 0.5 - 0.5 * math.cos(min(1.0, (1.0 - t) / 0.25) * math.pi)
+    return base * ramp * (min(1.0, t / CLASSIC_LR_RAMPUP) if cold else 1.0)
+
+
+def _stalled(totals: list[float], window: int, tolerance: float) -> bool:
+    """True when the best loss of the last ``window`` steps is less than ``tolerance`` (relative)
+    below the best before them. Minima, not last values, so noisy losses do not stop early."""
+    if len(totals) <= window:
+        return False
+    before, recent = min(totals[:-window]), min(totals[-window:])
+    return before - recent < tolerance * abs(before)
+
+
+def _per_frame_loss(run: Run, output, indices, ws, noise) -> list[float]:
+    """Each frame's final total loss (its own terms; the temporal term needs pairs and is 0)."""
+    out = []
+    for j, index in enumerate(indices):
+        total, _ = run.loss(output[j : j + 1], [index], ws[j : j + 1], noise, None)
+        out.append(float(total))
+    return out
