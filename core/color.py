@@ -9,7 +9,8 @@ scene-linear values above 1 and below 0 go through the transforms as they are.
 
 >>> cfg = resolve_config("ocio://studio-config-latest")
 >>> rgb = np.array([[0.18, 0.18, 0.18]], np.float32)
->>> apply_transform(rgb, cfg, "lin_rec709", "sRGB Encoded Rec.709 (sRGB)").round(4).tolist()
+>>> out = apply_transform(rgb, cfg, "lin_rec709", "sRGB Encoded Rec.709 (sRGB)")
+>>> out.astype(np.float64).round(4).tolist()
 [[0.4614, 0.4614, 0.4614]]
 """
 

@@ -72,8 +72,9 @@ class Fit:
 def plan_fit(mode: str, height: int, width: int, resolution: int, overlap: int = 0) -> Fit:
     """The :class:`Fit` of ``mode`` for a ``height x width`` plate.
 
-    >>> plan_fit("crop", 90, 160, 64)
-    Fit(mode='crop', plate_height=90, plate_width=160, resolution=64, side=90, top=0, left=35)
+    >>> fit = plan_fit("crop", 90, 160, 64)  # the centred 90x90 square, scaled to 64
+    >>> fit.side, fit.top, fit.left
+    (90, 0, 35)
     """
     if mode not in FIT_MODES:
         raise error(f"unknown fit {mode!r}; expected one of: {', '.join(FIT_MODES)}", input="fit")
