@@ -10,7 +10,7 @@ import torch
 from ..core import color
 from ..core.errors import context
 from ..core.frames import parse_pattern
-from ..core.frames.exr import COMPRESSIONS, PIXEL_TYPES
+from ..core.frames.exr import COMPRESSIONS, PIXEL_TYPES, ExrWriteOptions
 from ..core.frames.plate import PlateInfo
 from ..core.frames.ranges import parse_frame_range
 from ..core.frames.sequence import (
@@ -161,12 +161,7 @@ class SaveEXRSequence:
                     "half (16-bit float, what plates usually are; values beyond 65504 become "
                     "Inf, with a warning) or float (32-bit).",
                 ),
-                "compression": choice_input(
-                    COMPRESSIONS,
-                    "OpenEXR compression. zip, zips, piz, rle, none are lossless; pxr24 is "
-                    "lossless for half; dwaa/dwab are lossy (see dwa_level); b44/b44a are lossy "
-                    "for half.",
-                ),
+                "compression": choice_input(COMPRESSIONS, _compression_tooltip()),
                 "existing": choice_input(
                     EXISTING_POLICIES,
                     "Output frames already on disk: skip keeps complete ones (a killed render "
@@ -246,9 +241,7 @@ class SaveEXRSequence:
                 alpha=None if mask is None else to_numpy(mask),
                 plate=plate_info,
                 start_frame=start_frame,
-                pixel_type=pixel_type,
-                compression=compression,
-                dwa_level=dwa_level,
+                write_options=ExrWriteOptions(pixel_type, compression, dwa_level),
                 existing=existing,
                 colorspace=colorspace,
                 ocio_config=ocio_config,
@@ -263,3 +256,20 @@ class SaveEXRSequence:
                 host.record_frame(frame, output=pattern.path_for(frame))
         ui = {"images": previews, "files": report.written, "skipped": report.skipped}
         return {"ui": ui, "result": ()}
+
+
+def _compression_tooltip() -> str:
+    """The compression choices explained, from the table the writer and the tests use."""
+    lines = []
+    for c in COMPRESSIONS.values():
+        if c.lossless_half and c.lossless_float:
+            kind = "lossless"
+        elif c.lossless_half:
+            kind = "lossless for half, lossy for float"
+        elif c.lossless_float:
+            kind = "lossy for half, lossless for float"
+        else:
+            kind = "lossy"
+        level = ", level from dwa_level" if c.takes_level else ""
+        lines.append(f"{c.name}: {kind}{level}; {c.description}.")
+    return "OpenEXR compression.\n" + "\n".join(lines)
