@@ -26,8 +26,6 @@ from latentmirror.plugin.headless import HeadlessHost
 from latentmirror.plugin.host import set_host
 from latentmirror.plugin.runner import run_graph_file
 
-from .test_runner import plate  # noqa: F401 - the 8-frame ACEScg plate fixture
-
 
 @pytest.fixture
 def host():
@@ -144,7 +142,7 @@ def _graph(plate_pattern: str, out: str, latents: str) -> dict:
     }  # fmt: skip
 
 
-def test_a_graph_with_invert_runs_headless_and_reuses_its_latents(host, plate, tmp_path):  # noqa: F811
+def test_a_graph_with_invert_runs_headless_and_reuses_its_latents(host, plate, tmp_path):
     out = str(tmp_path / "render" / "recon.####.exr")
     latents = str(tmp_path / "render" / "shot.safetensors")
     graph = tmp_path / "graph.json"

@@ -9,7 +9,7 @@ import pytest
 
 from latentmirror.plugin.cli import main
 
-from .test_shot import IDENTITY, frames_on_disk, overrides, pixels
+from .support import IDENTITY, frames_on_disk, overrides, pixels
 
 ray = pytest.importorskip("ray")
 

@@ -10,31 +10,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from latentmirror.core.frames.exr import read_headers
 from latentmirror.plugin.shot import chunk_graph, plan_chunks, render_shot
 
-from .conftest import read_raw_exr
-
-ROOT = Path(__file__).resolve().parent.parent
-IDENTITY = str(ROOT / "example_workflows" / "identity.json")
-
-
-def frames_on_disk(pattern: str) -> list[int]:
-    """Output frames, read with OIIO alone (loading them as a plate would protect them)."""
-    return sorted(int(p.split(".")[-2]) for p in glob.glob(pattern.replace("####", "*")))
-
-
-def pixels(pattern: str):
-    import numpy as np
-
-    paths = sorted(glob.glob(pattern.replace("####", "*")))
-    return np.stack([read_raw_exr(p)[0] for p in paths])
-
-
-def overrides(plate: str, out: str, steps: int = 20) -> list[str]:
-    return [f"1.path={plate}", f"10.path={out}", f"7.steps={steps}", "7.batch_size=2"]
+from .support import IDENTITY, frames_on_disk, overrides, pixels
 
 
 def test_chunks_cover_the_shot_once_with_preroll_before_each():

@@ -14,7 +14,7 @@ from latentmirror.core.frames.sequence import load_sequence
 from latentmirror.nodes import NODE_CLASS_MAPPINGS
 from latentmirror.plugin.runner import run_graph_file
 
-from .conftest import installers_module
+from .support import installers_module
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ["identity", "obscura", "reference_steer"]
