@@ -1,4 +1,4 @@
-"""core/losses: every term of NODES.md, masks, loss resolution, LPIPS backbone files, the mix."""
+"""core/losses: every term of docs/NODES.md, masks, loss resolution, LPIPS backbone files, mixes."""
 
 from __future__ import annotations
 
