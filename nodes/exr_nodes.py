@@ -260,7 +260,7 @@ class SaveEXRSequence:
 
 def _compression_tooltip() -> str:
     """The compression choices explained, from the table the writer and the tests use."""
-    lines = []
+    entries = []
     for c in COMPRESSIONS.values():
         if c.lossless_half and c.lossless_float:
             kind = "lossless"
@@ -271,5 +271,5 @@ def _compression_tooltip() -> str:
         else:
             kind = "lossy"
         level = ", level from dwa_level" if c.takes_level else ""
-        lines.append(f"{c.name}: {kind}{level}; {c.description}.")
-    return "OpenEXR compression.\n" + "\n".join(lines)
+        entries.append(f"{c.name}: {kind}{level}; {c.description}.")
+    return " ".join(["OpenEXR compression.", *entries])
