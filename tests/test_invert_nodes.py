@@ -142,6 +142,7 @@ def _graph(plate_pattern: str, out: str, latents: str) -> dict:
     }  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_graph_with_invert_runs_headless_and_reuses_its_latents(host, plate, tmp_path):
     out = str(tmp_path / "render" / "recon.####.exr")
     latents = str(tmp_path / "render" / "shot.safetensors")

@@ -11,6 +11,8 @@ from latentmirror.plugin.cli import main
 
 from .support import IDENTITY, frames_on_disk, overrides, pixels
 
+pytestmark = pytest.mark.slow  # every test renders a shot on a Ray cluster
+
 ray = pytest.importorskip("ray")
 
 

@@ -22,6 +22,8 @@ from latentmirror.plugin.runner import node_classes, run_graph
 
 from .support import IDENTITY, frames_on_disk, overrides
 
+pytestmark = pytest.mark.slow  # every test renders a shot through a server
+
 
 class StandIn(BaseHTTPRequestHandler):
     history: dict = {}

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from latentmirror.core.frames.exr import read_headers
 from latentmirror.plugin.shot import chunk_graph, plan_chunks, render_shot
 
@@ -33,6 +35,7 @@ def test_a_chunk_graph_loads_only_its_frames_and_preroll(shot_plate, tmp_path):
     assert graph["7"].inputs["steps"] == "20"
 
 
+@pytest.mark.slow
 def test_chunked_render_writes_every_frame_once_and_resumes(
     headless_host, shot_plate, tmp_path, caplog
 ):
@@ -63,6 +66,7 @@ def test_chunked_render_writes_every_frame_once_and_resumes(
     assert [json.loads(x)["frame"] for x in log.read_text().splitlines()] == [1005]
 
 
+@pytest.mark.slow
 def test_chunked_render_is_close_to_a_single_pass(headless_host, shot_plate, tmp_path):
     single = str(tmp_path / "single" / "s.####.exr")
     chunked = str(tmp_path / "chunked" / "c.####.exr")
@@ -81,6 +85,7 @@ def _cli(*args, cwd):
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_sigkill_part_way_then_rerun_writes_only_the_missing_frames(shot_plate, tmp_path):
     out = str(tmp_path / "out" / "k.####.exr")
     args = [*sum((["--set", s] for s in overrides(shot_plate, out, steps=60)), []), "--chunk", "2",
