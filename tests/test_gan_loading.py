@@ -120,6 +120,7 @@ SG3_KWARGS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["T", "R"])
 def test_stylegan3_pickle(tmp_path, config):
     from latentmirror.core.gan.stylegan3 import Generator

@@ -166,6 +166,7 @@ def test_a_graph_with_invert_runs_headless_and_reuses_its_latents(host, plate, t
     assert second.info == first.info  # the cached entry, not a new run's timings
 
 
+@pytest.mark.slow
 def test_nodes_work_under_comfyuis_inference_mode(host, demo_faces):
     """ComfyUI runs every node inside torch.inference_mode(); Invert still optimises."""
     from latentmirror.core.gan import load_gan

@@ -453,7 +453,6 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.slow
 def test_cli_render_succeeds(plate, tmp_path):
     out = tmp_path / "out"
     sets = [a for o in _overrides(plate, out) for a in ("--set", o)]
@@ -464,7 +463,6 @@ def test_cli_render_succeeds(plate, tmp_path):
     _check_display_output(plate, str(out / "display.####.exr"), [1002])
 
 
-@pytest.mark.slow
 def test_cli_render_missing_frame_fails_with_the_error_on_stderr(plate, tmp_path):
     out = tmp_path / "out"
     sets = [a for o in _overrides(plate, out) for a in ("--set", o)]
@@ -476,7 +474,6 @@ def test_cli_render_missing_frame_fails_with_the_error_on_stderr(plate, tmp_path
     assert not out.exists() or _frames_in(out, "display") == []
 
 
-@pytest.mark.slow
 def test_cli_render_unknown_node_type_fails(plate, tmp_path):
     data = _api_graph(plate, tmp_path / "out")
     data["7"] = {"class_type": "KSampler", "inputs": {}}
