@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from latentmirror.core.frames.exr import Attribute, Box, write_exr  # noqa: E402
+from latentmirror.core.frames.exr import Attribute, Box, ExrWriteOptions, write_exr  # noqa: E402
 
 FIRST_FRAME = 1001
 
@@ -64,8 +64,7 @@ def write_plate(
             ["R", "G", "B", "A"],
             window,
             window,
-            "half",
-            "zip",
+            options=ExrWriteOptions("half", "zip"),
             attributes=[
                 Attribute("latentmirror:colorspace", "string", "ACEScg"),
                 Attribute("smpte:TimeCode", "timecode", (0x01000000 + index, 0)),

@@ -1,4 +1,4 @@
-"""One thin class per node. Node ids and input names are public (../shared/NODES.md)."""
+"""One thin class per node. Node ids and input names are public (docs/NODES.md)."""
 
 from .color_nodes import OCIOTransform
 from .exr_nodes import LoadEXRSequence, SaveEXRSequence

@@ -11,7 +11,7 @@ import torch
 from ..core import color
 from ..core.errors import context
 from ..core.frames import parse_pattern
-from ..core.frames.exr import COMPRESSIONS, PIXEL_TYPES
+from ..core.frames.exr import COMPRESSIONS, PIXEL_TYPES, ExrWriteOptions
 from ..core.frames.plate import PlateInfo
 from ..core.frames.ranges import format_frame_ranges, parse_frame_range
 from ..core.frames.sequence import (
@@ -168,12 +168,7 @@ class SaveEXRSequence:
                     "half (16-bit float, what plates usually are; values beyond 65504 become "
                     "Inf, with a warning) or float (32-bit).",
                 ),
-                "compression": choice_input(
-                    COMPRESSIONS,
-                    "OpenEXR compression. zip, zips, piz, rle, none are lossless; pxr24 is "
-                    "lossless for half; dwaa/dwab are lossy (see dwa_level); b44/b44a are lossy "
-                    "for half.",
-                ),
+                "compression": choice_input(COMPRESSIONS, _compression_tooltip()),
                 "existing": choice_input(
                     EXISTING_POLICIES,
                     "Output frames already on disk: skip keeps complete ones (a killed render "
@@ -252,9 +247,7 @@ class SaveEXRSequence:
                 alpha=None if mask is None else to_numpy(mask),
                 plate=plate_info,
                 start_frame=start_frame,
-                pixel_type=pixel_type,
-                compression=compression,
-                dwa_level=dwa_level,
+                write_options=ExrWriteOptions(pixel_type, compression, dwa_level),
                 existing=existing,
                 colorspace=colorspace,
                 ocio_config=ocio_config,
@@ -280,3 +273,20 @@ def _frames_to_write(write_frames: str | Sequence[int]) -> set[int] | None:
         return None
     with context(input="write_frames"):
         return set(parse_frame_range(write_frames))
+
+
+def _compression_tooltip() -> str:
+    """The compression choices explained, from the table the writer and the tests use."""
+    entries = []
+    for c in COMPRESSIONS.values():
+        if c.lossless_half and c.lossless_float:
+            kind = "lossless"
+        elif c.lossless_half:
+            kind = "lossless for half, lossy for float"
+        elif c.lossless_float:
+            kind = "lossy for half, lossless for float"
+        else:
+            kind = "lossy"
+        level = ", level from dwa_level" if c.takes_level else ""
+        entries.append(f"{c.name}: {kind}{level}; {c.description}.")
+    return " ".join(["OpenEXR compression.", *entries])

@@ -1,47 +1,12 @@
-"""Shared test helpers: EXR files written with OpenImageIO directly (not through our writer)."""
+"""Shared fixtures. Plain helpers (EXR files written with OpenImageIO alone, installers/ scripts as
+modules) are in support.py."""
 
 from __future__ import annotations
 
 import numpy as np
-import OpenImageIO as oiio
 import pytest
 
-
-def write_raw_exr(
-    path,
-    pixels,
-    channels,
-    pixel_type="half",
-    data_origin=(0, 0),
-    display=None,
-    compression="zip",
-    attributes=(),
-):
-    """Write an EXR with OIIO alone, so reader tests do not depend on our writer."""
-    height, width, count = pixels.shape
-    spec = oiio.ImageSpec(width, height, count, pixel_type)
-    spec.x, spec.y = data_origin
-    if display is not None:
-        spec.full_x, spec.full_y, spec.full_width, spec.full_height = display
-    spec.channelnames = tuple(channels)
-    spec.attribute("compression", compression)
-    for name, type_name, value in attributes:
-        spec.attribute(name, oiio.TypeDesc(type_name), value)
-    out = oiio.ImageOutput.create(str(path))
-    assert out.open(str(path), spec), out.geterror()
-    assert out.write_image(np.ascontiguousarray(pixels, np.float32)), out.geterror()
-    out.close()
-    return str(path)
-
-
-def read_raw_exr(path):
-    """(pixels float32 [h, w, c], spec) read with OIIO alone."""
-    inp = oiio.ImageInput.open(str(path))
-    assert inp is not None, oiio.geterror()
-    spec = inp.spec()
-    pixels = inp.read_image(0, 0, 0, spec.nchannels, "float")
-    inp.close()
-    return np.asarray(pixels), spec
+from .support import installers_module, write_raw_exr
 
 
 @pytest.fixture
@@ -107,22 +72,6 @@ def demo_faces(demo_model):
     return images, ws
 
 
-def installers_module(name: str):
-    """An installers/ script as a module (registered in sys.modules, as dataclasses need)."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    key = f"latentmirror_installers_{name}"
-    if key not in sys.modules:
-        path = Path(__file__).resolve().parent.parent / "installers" / f"{name}.py"
-        spec = importlib.util.spec_from_file_location(key, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
-
-
 @pytest.fixture
 def headless_host():
     """A fresh headless host (no progress bars) for the test, forgotten afterwards."""
@@ -139,3 +88,10 @@ def shot_plate(tmp_path_factory) -> str:
     """An 8-frame 64x36 ACEScg plate, a camera move over a real photo (frames 1001-1008)."""
     folder = tmp_path_factory.mktemp("shot")
     return installers_module("demo_plate").write_plate(str(folder), 8, 64, 36, "flower.jpg")
+
+
+@pytest.fixture
+def plate(tmp_path, monkeypatch) -> str:
+    """An 8-frame 64x36 ACEScg plate (frames 1001-1008); returns its #### pattern."""
+    monkeypatch.delenv("OCIO", raising=False)
+    return installers_module("demo_plate").write_plate(str(tmp_path / "plate"), 8, 64, 36)

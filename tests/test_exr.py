@@ -9,33 +9,16 @@ from latentmirror.core.errors import LatentmirrorError
 from latentmirror.core.frames.channels import select_channels
 from latentmirror.core.frames.exr import (
     COMPRESSIONS,
+    PIXEL_TYPES,
     Attribute,
     Box,
+    ExrWriteOptions,
     read_channels,
     read_headers,
     write_exr,
 )
 
-from .conftest import read_raw_exr, write_raw_exr
-
-# Which (compression, pixel type) pairs OpenEXR stores without loss.
-LOSSLESS = (
-    {("zip", t) for t in ("half", "float")}
-    | {("zips", t) for t in ("half", "float")}
-    | {
-        ("piz", "half"),
-        ("piz", "float"),
-        ("rle", "half"),
-        ("rle", "float"),
-        ("none", "half"),
-        ("none", "float"),
-        ("pxr24", "half"),  # pxr24 rounds float to 24 bits but keeps half
-        ("b44", "float"),
-        ("b44a", "float"),  # b44 compresses only half channels
-    }
-)
-# Measured on smooth plate-like content in 0..4 (see test): max abs error relative to range.
-LOSSY_TOLERANCE = {"dwaa": 0.02, "dwab": 0.02, "pxr24": 1e-4, "b44": 0.02, "b44a": 0.02}
+from .support import read_raw_exr, write_raw_exr
 
 
 def plate_like(rng, height=40, width=48):
@@ -50,25 +33,44 @@ def as_stored(pixels, pixel_type):
     return pixels.astype(np.float16).astype(np.float32) if pixel_type == "half" else pixels
 
 
-@pytest.mark.parametrize("pixel_type", ["half", "float"])
-@pytest.mark.parametrize("compression", COMPRESSIONS)
+@pytest.mark.parametrize("pixel_type", PIXEL_TYPES)
+@pytest.mark.parametrize("compression", COMPRESSIONS.values(), ids=list(COMPRESSIONS))
 def test_round_trip_every_compression(tmp_path, rng, compression, pixel_type):
+    """Bit-exact exactly where the table says lossless, else within the table's worst error."""
     pixels = plate_like(rng)
     window = Box(0, 0, 48, 40)
-    path = str(tmp_path / f"{compression}.exr")
-    write_exr(path, pixels, ["R", "G", "B", "A"], window, window, pixel_type, compression)
+    path = str(tmp_path / f"{compression.name}.exr")
+    options = ExrWriteOptions(pixel_type, compression.name)
+    write_exr(path, pixels, ["R", "G", "B", "A"], window, window, options=options)
 
     back, spec = read_raw_exr(path)
     assert str(spec.format) == pixel_type
-    assert spec.getattribute("compression") == compression
+    assert spec.getattribute("compression") == compression.name
     expected = as_stored(pixels, pixel_type)
-    if (compression, pixel_type) in LOSSLESS:
+    if compression.is_lossless(pixel_type):
+        assert options.is_lossless
         assert np.array_equal(back, expected), "lossless compression must be bit-exact"
     else:
         error = np.abs(back - expected).max() / (expected.max() - expected.min())
-        assert 0 < error <= LOSSY_TOLERANCE[compression]
-        if compression.startswith("dwa"):  # DWA is lossy only on colour; alpha stays exact
+        assert 0 < error <= compression.max_relative_error
+        if compression.name.startswith("dwa"):  # DWA is lossy only on colour; alpha stays exact
             assert np.array_equal(back[..., 3], expected[..., 3])
+
+
+@pytest.mark.parametrize(
+    "options, input_name",
+    [
+        (dict(pixel_type="double"), "pixel_type"),
+        (dict(compression="nope"), "compression"),
+        (dict(compression="dwaa", dwa_level=-1.0), "dwa_level"),
+        (dict(compression="dwaa", dwa_level=float("nan")), "dwa_level"),
+    ],
+)
+def test_write_options_are_checked_once_when_made(options, input_name):
+    with pytest.raises(LatentmirrorError) as caught:
+        ExrWriteOptions(**options)
+    assert caught.value.where.input == input_name
+    assert "is not" in str(caught.value)
 
 
 def test_half_bits_survive_read_and_write(tmp_path, rng):
@@ -84,8 +86,7 @@ def test_half_bits_survive_read_and_write(tmp_path, rng):
         ["R", "G", "B", "A"],
         header.data_window,
         header.display_window,
-        "half",
-        "zip",
+        options=ExrWriteOptions("half", "zip"),
     )
     back, _ = read_raw_exr(tmp_path / "out.exr")
     assert np.array_equal(back.astype(np.float16).view(np.uint16), pixels.view(np.uint16))
@@ -94,7 +95,8 @@ def test_half_bits_survive_read_and_write(tmp_path, rng):
 def test_dwa_level_is_written(tmp_path, rng):
     window = Box(0, 0, 48, 40)
     path = str(tmp_path / "dwa.exr")
-    write_exr(path, plate_like(rng), ["R", "G", "B", "A"], window, window, "half", "dwab", 200.0)
+    options = ExrWriteOptions("half", "dwab", dwa_level=200.0)
+    write_exr(path, plate_like(rng), ["R", "G", "B", "A"], window, window, options=options)
     header = read_headers(path)[0]
     assert header.compression == "dwab"
     assert header.attribute("openexr:dwaCompressionLevel") == pytest.approx(200.0)
@@ -113,7 +115,13 @@ def test_windows_and_attributes_are_kept(tmp_path, rng):
     ]
     path = str(tmp_path / "w.exr")
     write_exr(
-        path, pixels, ["R", "G", "B", "A"], data, display, "float", "piz", attributes=attributes
+        path,
+        pixels,
+        ["R", "G", "B", "A"],
+        data,
+        display,
+        options=ExrWriteOptions("float", "piz"),
+        attributes=attributes,
     )
     _, spec = read_raw_exr(path)
     assert (spec.x, spec.y, spec.width, spec.height) == (-3, 5, 12, 10)
@@ -126,8 +134,9 @@ def test_windows_and_attributes_are_kept(tmp_path, rng):
 def test_write_is_atomic_and_leaves_no_temporary(tmp_path, rng):
     window = Box(0, 0, 48, 40)
     path = tmp_path / "frame.exr"
-    with pytest.raises(LatentmirrorError):
-        write_exr(str(path), plate_like(rng), ["R", "G", "B", "A"], window, window, "half", "nope")
+    with pytest.raises(LatentmirrorError):  # a bad option stops before any file is made
+        options = ExrWriteOptions("half", "nope")
+        write_exr(str(path), plate_like(rng), ["R", "G", "B", "A"], window, window, options=options)
     write_exr(str(path), plate_like(rng), ["R", "G", "B", "A"], window, window)
     assert sorted(os.listdir(tmp_path)) == ["frame.exr"]
 

@@ -19,7 +19,7 @@ from latentmirror.core.gan import GanModel, load_gan, save_safetensors
 from latentmirror.core.gan.safe_pickle import ALLOWED_GLOBALS
 
 from . import gan_fixtures as fx
-from .conftest import write_raw_exr
+from .support import write_raw_exr
 
 TOL = 1e-4
 
@@ -120,6 +120,7 @@ SG3_KWARGS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["T", "R"])
 def test_stylegan3_pickle(tmp_path, config):
     from latentmirror.core.gan.stylegan3 import Generator

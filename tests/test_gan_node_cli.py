@@ -69,6 +69,7 @@ def run_cli(*args):
     )
 
 
+@pytest.mark.slow
 def test_cli_info_and_convert_model(models_dir, tmp_path):
     info = run_cli("info", str(models_dir / "tiny.pkl"))
     assert info.returncode == 0, info.stderr

@@ -87,6 +87,7 @@ def test_conditional_mapping() -> None:
         g.mapping(z_batch(), None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["T", "R"])
 def test_determinism_and_batch_independence(config: str) -> None:
     g1, g2 = small_generator(config, 16), small_generator(config, 16)
@@ -100,6 +101,7 @@ def test_determinism_and_batch_independence(config: str) -> None:
     torch.testing.assert_close(a[1:2], single, rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_gradients_reach_every_w() -> None:
     g = small_generator("T", 16).requires_grad_(False)
     # At init the input's affine is zero (identity transform), so ws[:, 0] would not matter.
@@ -113,6 +115,7 @@ def test_gradients_reach_every_w() -> None:
     assert (ws.grad.abs().sum(dim=(0, 2)) > 0).all()  # every one of the num_ws entries matters
 
 
+@pytest.mark.slow
 def test_translation_equivariance_config_t() -> None:
     """Translating the input by s px (via the inverse ``transform``) translates the image by s px.
 

@@ -24,6 +24,7 @@ def drifting(images, count):
     return torch.stack([torch.roll(images[0], shifts=i, dims=-1) for i in range(count)])
 
 
+@pytest.mark.slow
 def test_w_plus_inversion_of_the_generators_own_images_reaches_30_db(demo_model, demo_faces):
     images, _ = demo_faces
     settings = InvertSettings(space="w_plus", steps=150, warm_start=False, batch_size=2)
@@ -33,6 +34,7 @@ def test_w_plus_inversion_of_the_generators_own_images_reaches_30_db(demo_model,
     assert result.reconstruction.shape == images[:2].shape
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space", ["w", "w_plus", "w_plus_noise"])
 def test_each_space_lowers_the_loss_and_stores_what_it_optimised(demo_model, demo_faces, space):
     images, _ = demo_faces
@@ -50,6 +52,7 @@ def test_each_space_lowers_the_loss_and_stores_what_it_optimised(demo_model, dem
             assert maps.shape[0] == 2 and torch.equal(maps[0], maps[1])
 
 
+@pytest.mark.slow
 def test_classic_is_nvlabs_recipe_per_frame_in_w_with_per_frame_noise(demo_model, demo_faces):
     images, _ = demo_faces
     settings = InvertSettings(space="w", schedule="classic", steps=40)
@@ -75,6 +78,7 @@ def test_default_mixes_follow_the_recipes():
     assert [t.name for t in fast] == ["lpips_vgg", "w_prior"]
 
 
+@pytest.mark.slow
 def test_same_seed_same_latents_other_seed_other_latents(demo_model, demo_faces):
     images, _ = demo_faces
     runs = [
@@ -85,6 +89,7 @@ def test_same_seed_same_latents_other_seed_other_latents(demo_model, demo_faces)
     assert not torch.equal(runs[0], runs[2])
 
 
+@pytest.mark.slow
 def test_warm_start_solves_a_shot_with_fewer_steps_and_less_flicker(demo_model, demo_faces):
     shot = drifting(demo_faces[0], 7)
     common = dict(steps=60, batch_size=3, space="w_plus")
@@ -114,6 +119,7 @@ def test_a_batch_stops_early_when_the_loss_stalls(demo_model, demo_faces):
     assert result.latent.history["total"][0] < 2e-5  # started at the answer (clipping aside)
 
 
+@pytest.mark.slow
 def test_progress_interrupt_and_frames(demo_model, demo_faces):
     images, _ = demo_faces
     steps, frames = [], []
@@ -166,6 +172,7 @@ class OutOfMemoryAbove(GanModel):
         return super().synthesis(ws, noise_mode, **kwargs)
 
 
+@pytest.mark.slow
 def test_out_of_memory_halves_the_batch_then_gives_a_clear_error(demo_model, demo_faces):
     images, _ = demo_faces
     tight = OutOfMemoryAbove(demo_model, limit=2)
@@ -177,6 +184,7 @@ def test_out_of_memory_halves_the_batch_then_gives_a_clear_error(demo_model, dem
     assert info.value.where.input == "batch_size"
 
 
+@pytest.mark.slow
 def test_cache_hit_skips_the_optimisation(demo_model, demo_faces, tmp_path):
     images, _ = demo_faces
     cache = LatentCache(str(tmp_path / "cache"))
@@ -196,6 +204,7 @@ def test_cache_hit_skips_the_optimisation(demo_model, demo_faces, tmp_path):
     assert not other_mix.cached
 
 
+@pytest.mark.slow
 def test_crop_fit_inverts_the_centre_and_keeps_the_plate_sides(demo_model, demo_faces):
     face = demo_faces[0][:1]
     plate = torch.cat([torch.zeros(1, 3, 64, 16), face, torch.ones(1, 3, 64, 16)], dim=-1)
@@ -206,6 +215,7 @@ def test_crop_fit_inverts_the_centre_and_keeps_the_plate_sides(demo_model, demo_
     assert torch.equal(result.reconstruction[..., 80:], plate[..., 80:])
 
 
+@pytest.mark.slow
 def test_a_mask_steers_where_the_loss_looks(demo_model, demo_faces):
     images, _ = demo_faces
     target = images[:1].clone()
@@ -222,6 +232,7 @@ def test_a_mask_steers_where_the_loss_looks(demo_model, demo_faces):
     assert left_error(masked) < left_error(plain)
 
 
+@pytest.mark.slow
 def test_temporal_term_links_batches(demo_model, demo_faces):
     shot = drifting(demo_faces[0], 4)
     mix = LossMix().add("l2").add("temporal", 1.0)
@@ -248,6 +259,7 @@ def test_bad_inputs_are_clear_errors(demo_model, demo_faces):
         invert(no_d, images[:1], InvertSettings(steps=2), mix=LossMix().add("d_features"))
 
 
+@pytest.mark.slow
 def test_tiles_invert_each_tile_as_its_own_sequence(demo_model, demo_faces):
     faces = demo_faces[0]
     # a 64x112 plate of two faces side by side, drifting: two tiles sharing 16 px
@@ -266,6 +278,7 @@ def test_tiles_invert_each_tile_as_its_own_sequence(demo_model, demo_faces):
     assert (latent.ws[3] - latent.ws[1]).abs().mean() < (latent.ws[3] - latent.ws[0]).abs().mean()
 
 
+@pytest.mark.slow
 def test_previous_chunk_carries_the_warm_start(demo_model, demo_faces):
     shot = drifting(demo_faces[0], 6)
     settings = InvertSettings(steps=60, batch_size=2)
@@ -282,6 +295,7 @@ def test_previous_chunk_carries_the_warm_start(demo_model, demo_faces):
     ).abs().mean()
 
 
+@pytest.mark.slow
 def test_mixed_precision_runs_the_generator_in_bfloat16(demo_model, demo_faces):
     images, _ = demo_faces
     settings = InvertSettings(steps=80, warm_start=False, batch_size=2)

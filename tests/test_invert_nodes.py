@@ -26,8 +26,6 @@ from latentmirror.nodes.invert_nodes import (
 from latentmirror.plugin.headless import HeadlessHost
 from latentmirror.plugin.runner import run_graph_file
 
-from .test_runner import plate  # noqa: F401 - the 8-frame ACEScg plate fixture
-
 
 @pytest.fixture
 def host():
@@ -144,7 +142,8 @@ def _graph(plate_pattern: str, out: str, latents: str) -> dict:
     }  # fmt: skip
 
 
-def test_a_graph_with_invert_runs_headless_and_reuses_its_latents(host, plate, tmp_path):  # noqa: F811
+@pytest.mark.slow
+def test_a_graph_with_invert_runs_headless_and_reuses_its_latents(host, plate, tmp_path):
     out = str(tmp_path / "render" / "recon.####.exr")
     latents = str(tmp_path / "render" / "shot.safetensors")
     graph = tmp_path / "graph.json"
@@ -167,6 +166,7 @@ def test_a_graph_with_invert_runs_headless_and_reuses_its_latents(host, plate, t
     assert second.info == first.info  # the cached entry, not a new run's timings
 
 
+@pytest.mark.slow
 def test_nodes_work_under_comfyuis_inference_mode(host, demo_faces):
     """ComfyUI runs every node inside torch.inference_mode(); Invert still optimises."""
     from latentmirror.core.gan import load_gan

@@ -1,5 +1,5 @@
-"""core/losses and core/perceptual: every term of the registry, masks, loss resolution, LPIPS
-backbone files, the mix."""
+"""core/losses and core/perceptual: every term of the registry (the LossMix terms of
+docs/NODES.md), masks, loss resolution, LPIPS backbone files, mixes."""
 
 from __future__ import annotations
 
@@ -231,6 +231,7 @@ def _write_backbone(folder, net: str) -> dict:
     return state
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("net", ["vgg", "alex"])
 def test_backbone_file_is_found_and_loaded(tmp_path, net):
     folder = tmp_path / "lpips"
@@ -342,6 +343,7 @@ def test_evaluator_checks_what_terms_need(model):
         evaluator(L.LossMix().add("l1"))(images(2), images(2, size=16))
 
 
+@pytest.mark.slow
 def test_bfloat16_output_and_target_cache(model):
     x, y = images(2, seed=1), images(2, seed=2)
     mix = L.LossMix().add("lpips_alex").add("d_features").add("ssim")

@@ -1,4 +1,11 @@
-"""The public node contract of ../shared/NODES.md: ids, display names, inputs, outputs."""
+"""The public node contract of docs/NODES.md: ids, display names, categories, inputs (types,
+choices, defaults), outputs, and the Python API names scripts use. The page is parsed here, so it
+cannot drift from the node classes."""
+
+import importlib
+import json
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,161 +15,118 @@ from latentmirror.core.errors import LatentmirrorError
 from latentmirror.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 from latentmirror.nodes.exr_nodes import LoadEXRSequence, SaveEXRSequence
 
-# id: (display name, required inputs {name: type or choices}, optional inputs, outputs, output)
-CONTRACT = {
-    "LM_LoadEXRSequence": (
-        "Load EXR Sequence",
-        {"path": "STRING", "frames": "STRING", "missing": ["error", "hold", "black"]},
-        {"layer": "STRING", "colorspace": "STRING", "ocio_config": "STRING"},
-        ("IMAGE", "MASK", "PLATE_INFO"),
-        False,
-    ),
-    "LM_SaveEXRSequence": (
-        "Save EXR Sequence",
-        {
-            "images": "IMAGE",
-            "path": "STRING",
-            "pixel_type": ["half", "float"],
-            "compression": [
-                "zip",
-                "zips",
-                "piz",
-                "dwaa",
-                "dwab",
-                "pxr24",
-                "b44",
-                "b44a",
-                "rle",
-                "none",
-            ],
-            "existing": ["skip", "overwrite", "error"],
-        },
-        {
-            "plate_info": "PLATE_INFO",
-            "start_frame": "INT",
-            "mask": "MASK",
-            "colorspace": "STRING",
-            "ocio_config": "STRING",
-        },
-        (),
-        True,
-    ),
-    "LM_OCIOTransform": (
-        "OCIO Transform",
-        {"image": "IMAGE", "src": "STRING", "dst": "STRING", "direction": ["forward", "inverse"]},
-        {"ocio_config": "STRING"},
-        ("IMAGE",),
-        False,
-    ),
-    "LM_LoadGAN": (
-        "Load GAN",
-        {"dtype": ["auto", "float32", "bfloat16", "float16"]},
-        {},
-        ("GAN_MODEL",),
-        False,
-    ),
-    "LM_LossMix": (
-        "LossMix",
-        {
-            "term": [
-                "lpips_vgg",
-                "lpips_alex",
-                "l1",
-                "l2",
-                "ssim",
-                "d_features",
-                "w_prior",
-                "noise_reg",
-                "temporal",
-            ],
-            "weight": "FLOAT",
-        },
-        {"loss_mix": "LOSS_MIX", "mask": "MASK"},
-        ("LOSS_MIX",),
-        False,
-    ),
-    "LM_ReferenceBlend": (
-        "ReferenceBlend",
-        {
-            "references": "IMAGE",
-            "mode": ["loss_pull", "latent_anchor", "style_mix"],
-            "strength": "FLOAT",
-            "layers": "STRING",
-        },
-        {"reference": "REFERENCE"},
-        ("REFERENCE",),
-        False,
-    ),
-    "LM_Invert": (
-        "Invert",
-        {
-            "model": "GAN_MODEL",
-            "images": "IMAGE",
-            "space": ["w", "w_plus", "w_plus_noise"],
-            "steps": "INT",
-            "schedule": ["fast", "classic"],
-            "seed": "INT",
-        },
-        {
-            "loss_mix": "LOSS_MIX",
-            "reference": "REFERENCE",
-            "init_latent": "GAN_LATENT",
-            "batch_size": "INT",
-            "warm_start": "BOOLEAN",
-            "learning_rate": "FLOAT",
-            "fit": ["stretch", "crop", "pad", "tiles"],  # NODES.md's three, then tiles
-        },
-        ("GAN_LATENT", "IMAGE"),
-        False,
-    ),
-    "LM_SaveLatents": (
-        "Save Latents",
-        {"latent": "GAN_LATENT", "path": "STRING"},
-        {},
-        (),
-        True,
-    ),
-    "LM_LoadLatents": ("Load Latents", {"path": "STRING"}, {}, ("GAN_LATENT",), False),
-    "LM_Resynthesize": (
-        "Resynthesize",
-        {
-            "model": "GAN_MODEL",
-            "latent": "GAN_LATENT",
-            "truncation": "FLOAT",
-            "noise_mode": ["const", "random", "none", "stored"],
-        },
-        {
-            "reference": "REFERENCE",
-            "temporal_smoothing": "FLOAT",
-            "output_size": ["plate", "model"],
-        },
-        ("IMAGE",),
-        False,
-    ),
-}
+NODES_MD = Path(__file__).resolve().parent.parent / "docs" / "NODES.md"
+
+
+def _sections(text: str) -> dict[str, str]:
+    """Markdown heading text -> the lines under it (up to the next heading)."""
+    sections, heading = {}, ""
+    for line in text.splitlines():
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip()
+            sections[heading] = ""
+        else:
+            sections[heading] += line + "\n"
+    return sections
+
+
+def _table(body: str) -> list[dict[str, str]]:
+    """The first Markdown table in ``body`` as rows of {column: cell} ([] without one)."""
+    rows = [line.strip().strip("|").split("|") for line in body.splitlines() if line[:1] == "|"]
+    if not rows:
+        return []
+    header = [cell.strip() for cell in rows[0]]
+    return [dict(zip(header, (cell.strip() for cell in row), strict=True)) for row in rows[2:]]
+
+
+def _input_type(cell: str):
+    """`[a, b]` -> ["a", "b"]; anything else (STRING, IMAGE, COMBO) as written."""
+    return [c.strip() for c in cell[1:-1].split(",")] if cell.startswith("[") else cell
+
+
+def _outputs(cell: str) -> list[tuple[str, str]]:
+    """`IMAGE image, MASK mask` -> [(IMAGE, image), (MASK, mask)]; `(writes files)` -> []."""
+    return [] if cell.startswith("(") else [tuple(o.split()) for o in cell.split(", ")]
+
+
+def _read_contract(sections: dict[str, str]) -> dict[str, dict]:
+    """Node id -> display name, category, output node, outputs, and inputs as
+    {name: (section, type or choices, default or None)}."""
+    contract = {}
+    for row in _table(sections["Nodes"]):
+        node_id = row["id"]
+        contract[node_id] = {
+            "display": row["display name"],
+            "category": row["category"],
+            "is_output": row["output node"] == "yes",
+            "outputs": _outputs(row["outputs"]),
+            "inputs": {
+                i["input"]: (
+                    i["section"],
+                    _input_type(i["type"]),
+                    json.loads(i["default"].strip("`")) if i["default"] else None,
+                )
+                for i in _table(sections.get(node_id, ""))  # no section: no inputs
+            },
+        }
+    return contract
+
+
+SECTIONS = _sections(NODES_MD.read_text(encoding="utf-8"))
+CONTRACT = _read_contract(SECTIONS)
+PYTHON_API = re.findall(
+    r"from (latentmirror[\w.]*) import ([\w, ]+)", SECTIONS["Python API (stable)"]
+)
 
 
 def kind(spec):
     return list(spec[0]) if isinstance(spec[0], (list, tuple)) else spec[0]
 
 
+def test_the_page_lists_every_node():
+    assert sorted(CONTRACT) == sorted(NODE_CLASS_MAPPINGS)
+
+
 @pytest.mark.parametrize("node_id", sorted(CONTRACT))
 def test_node_matches_contract(node_id):
-    display, required, optional, outputs, is_output = CONTRACT[node_id]
+    expected = CONTRACT[node_id]
     cls = NODE_CLASS_MAPPINGS[node_id]
-    assert NODE_DISPLAY_NAME_MAPPINGS[node_id] == display
+    assert NODE_DISPLAY_NAME_MAPPINGS[node_id] == expected["display"] == cls.DISPLAY_NAME
+    assert cls.CATEGORY == expected["category"]
     types = cls.INPUT_TYPES()
-    for name, expected in required.items():
-        assert kind(types["required"][name]) == expected, name
-    for name, expected in optional.items():
-        assert kind(types["optional"][name]) == expected, name
-    assert tuple(cls.RETURN_TYPES) == outputs
-    assert bool(getattr(cls, "OUTPUT_NODE", False)) == is_output
+    actual = {
+        name: (section, spec)
+        for section in ("required", "optional")
+        for name, spec in types.get(section, {}).items()
+    }
+    assert sorted(actual) == sorted(expected["inputs"]), "inputs on the page and in the class"
+    for name, (section, input_type, default) in expected["inputs"].items():
+        actual_section, spec = actual[name]
+        assert actual_section == section, name
+        if input_type == "COMBO":  # choices found at run time (files on disk)
+            assert isinstance(kind(spec), list), name
+        else:
+            assert kind(spec) == input_type, name
+        assert (spec[1] if len(spec) > 1 else {}).get("default") == default, name
+    assert tuple(cls.RETURN_TYPES) == tuple(t for t, _ in expected["outputs"])
+    assert tuple(getattr(cls, "RETURN_NAMES", ())) == tuple(n for _, n in expected["outputs"])
+    assert bool(getattr(cls, "OUTPUT_NODE", False)) == expected["is_output"]
     assert cls.CATEGORY.split("/")[0] == "latentmirror"
     assert cls.DESCRIPTION and callable(getattr(cls, cls.FUNCTION))
     for section in ("required", "optional"):  # every input has a tooltip
         for name, spec in types.get(section, {}).items():
             assert spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
+
+
+@pytest.mark.parametrize("module, names", PYTHON_API)
+def test_python_api_names_on_the_page_exist(module, names):
+    imported = importlib.import_module(module)
+    for name in names.replace(" ", "").split(","):
+        assert callable(getattr(imported, name)), f"{module}.{name}"
+
+
+def test_the_page_names_the_python_api():
+    assert ("latentmirror.core.gan", "load_gan") in PYTHON_API
 
 
 def test_pack_exports_mappings_lazily():

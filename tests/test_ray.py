@@ -9,7 +9,9 @@ import pytest
 
 from latentmirror.plugin.cli import main
 
-from .test_shot import IDENTITY, frames_on_disk, overrides, pixels
+from .support import IDENTITY, frames_on_disk, overrides, pixels
+
+pytestmark = pytest.mark.slow  # every test renders a shot on a Ray cluster
 
 ray = pytest.importorskip("ray")
 

@@ -97,6 +97,7 @@ def test_reference_items_validate_and_chain():
     assert info.value.where.input == "references"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("distance", ["l2", "d_features"])
 def test_loss_pull_draws_the_output_toward_the_reference(demo_model, demo_faces, distance):
     images, _ = demo_faces

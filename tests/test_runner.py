@@ -6,7 +6,6 @@ transformed with PyOpenColorIO directly (not through latentmirror.core.color).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -23,29 +22,14 @@ from latentmirror.plugin.runner import RunReport, run_graph_file
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = PACKAGE_ROOT / "example_workflows" / "plate_to_display.json"
-DEMO_PLATE = PACKAGE_ROOT / "installers" / "demo_plate.py"
 
-FRAMES, WIDTH, HEIGHT = 8, 64, 36
+FRAMES, WIDTH, HEIGHT = 8, 64, 36  # the `plate` fixture's (conftest.py)
 FIRST, LAST = 1001, 1008
 DISPLAY, VIEW = "sRGB - Display", "ACES 2.0 - SDR 100 nits (Rec.709)"
 DISPLAY_VIEW = f"{DISPLAY}/{VIEW}"
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def _demo_plate_module():
-    spec = importlib.util.spec_from_file_location("latentmirror_demo_plate", DEMO_PLATE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def plate(tmp_path, monkeypatch) -> str:
-    """An 8-frame 64x36 ACEScg plate (frames 1001-1008); returns its #### pattern."""
-    monkeypatch.delenv("OCIO", raising=False)
-    return _demo_plate_module().write_plate(str(tmp_path / "plate"), FRAMES, WIDTH, HEIGHT)
 
 
 def _frame_path(pattern: str, frame: int) -> str:

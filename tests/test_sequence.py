@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from latentmirror.core.errors import LatentmirrorError
-from latentmirror.core.frames.exr import read_headers
+from latentmirror.core.frames.exr import ExrWriteOptions, read_headers
 from latentmirror.core.frames.sequence import load_sequence, save_sequence
 
-from .conftest import read_raw_exr, write_raw_exr
+from .support import read_raw_exr, write_raw_exr
 
 
 @pytest.mark.parametrize("padding", [4, 8])
@@ -30,7 +30,9 @@ def test_frames_start_at_1001_with_padding(plate_factory, tmp_path, padding):
 def test_round_trip_is_bit_exact_with_alpha_and_attributes(plate_factory, tmp_path):
     plate = load_sequence(plate_factory())
     out = str(tmp_path / "out" / "o.%04d.exr")
-    save_sequence(out, plate.rgb, plate.alpha, plate.info, pixel_type="half", compression="piz")
+    save_sequence(
+        out, plate.rgb, plate.alpha, plate.info, write_options=ExrWriteOptions("half", "piz")
+    )
     again = load_sequence(out)
     assert np.array_equal(again.rgb, plate.rgb)
     assert np.array_equal(again.alpha, plate.alpha)  # MASK is alpha as it is: 1 = opaque
@@ -97,7 +99,7 @@ def test_windows_round_trip_with_overscan_and_small_data_window(tmp_path, rng):
     assert plate.rgb.shape[1:3] == (14, 28)
 
     out = str(tmp_path / "o" / "w.####.exr")
-    save_sequence(out, plate.rgb, plate.alpha, plate.info, pixel_type="float")
+    save_sequence(out, plate.rgb, plate.alpha, plate.info, write_options=ExrWriteOptions("float"))
     for frame, (origin, (width, height)) in windows.items():
         source, source_spec = read_raw_exr(folder / f"w.{frame}.exr")
         written, spec = read_raw_exr(out.replace("####", str(frame)))
@@ -184,11 +186,11 @@ def test_bad_pixels_kept_with_warning_or_replaced(tmp_path, rng, caplog):
 def test_half_overflow_is_warned_not_silent(tmp_path, caplog):
     rgb = np.full((1, 2, 2, 3), 1e6, np.float32)
     with caplog.at_level(logging.WARNING, logger="latentmirror"):
-        save_sequence(str(tmp_path / "h.####.exr"), rgb, pixel_type="half")
+        save_sequence(str(tmp_path / "h.####.exr"), rgb, write_options=ExrWriteOptions("half"))
     assert "exceed half float's range" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="latentmirror"):
-        save_sequence(str(tmp_path / "f.####.exr"), rgb, pixel_type="float")
+        save_sequence(str(tmp_path / "f.####.exr"), rgb, write_options=ExrWriteOptions("float"))
     assert "exceed" not in caplog.text
     assert read_raw_exr(tmp_path / "f.1001.exr")[0].max() == 1e6
 

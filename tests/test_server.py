@@ -20,7 +20,9 @@ from latentmirror.plugin.cli import main
 from latentmirror.plugin.graph import from_api_format
 from latentmirror.plugin.runner import node_classes, run_graph
 
-from .test_shot import IDENTITY, frames_on_disk, overrides
+from .support import IDENTITY, frames_on_disk, overrides
+
+pytestmark = pytest.mark.slow  # every test renders a shot through a server
 
 
 class StandIn(BaseHTTPRequestHandler):

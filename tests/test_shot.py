@@ -10,32 +10,14 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+import pytest
 
 from latentmirror.core.frames.exr import read_headers
 from latentmirror.plugin.local_backend import LocalBackend
 from latentmirror.plugin.shot import ShotJob, chunk_graph, plan_chunks, render_shot
 
-from .conftest import read_raw_exr
-
-ROOT = Path(__file__).resolve().parent.parent
-IDENTITY = str(ROOT / "example_workflows" / "identity.json")
-
-
-def frames_on_disk(pattern: str) -> list[int]:
-    """Output frames, read with OIIO alone (loading them as a plate would protect them)."""
-    return sorted(int(p.split(".")[-2]) for p in glob.glob(pattern.replace("####", "*")))
-
-
-def pixels(pattern: str):
-    import numpy as np
-
-    paths = sorted(glob.glob(pattern.replace("####", "*")))
-    return np.stack([read_raw_exr(p)[0] for p in paths])
-
-
-def overrides(plate: str, out: str, steps: int = 20) -> list[str]:
-    return [f"1.path={plate}", f"10.path={out}", f"7.steps={steps}", "7.batch_size=2"]
+from .support import IDENTITY, frames_on_disk, overrides, pixels
 
 
 def _job(sets: list[str], chunk: int, preroll: int, log_json=None) -> ShotJob:
@@ -59,6 +41,7 @@ def test_a_chunk_graph_loads_only_its_frames_and_preroll(shot_plate, tmp_path):
     assert graph["7"].inputs["steps"] == "20"
 
 
+@pytest.mark.slow
 def test_chunked_render_writes_every_frame_once_and_resumes(
     headless_host, shot_plate, tmp_path, caplog
 ):
@@ -89,6 +72,7 @@ def test_chunked_render_writes_every_frame_once_and_resumes(
     assert [json.loads(x)["frame"] for x in log.read_text().splitlines()] == [1005]
 
 
+@pytest.mark.slow
 def test_chunked_render_is_close_to_a_single_pass(headless_host, shot_plate, tmp_path):
     single = str(tmp_path / "single" / "s.####.exr")
     chunked = str(tmp_path / "chunked" / "c.####.exr")
@@ -107,6 +91,7 @@ def _cli(*args, cwd):
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_sigkill_part_way_then_rerun_writes_only_the_missing_frames(shot_plate, tmp_path):
     out = str(tmp_path / "out" / "k.####.exr")
     args = [*sum((["--set", s] for s in overrides(shot_plate, out, steps=60)), []), "--chunk", "2",

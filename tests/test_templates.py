@@ -14,7 +14,7 @@ from latentmirror.core.frames.sequence import load_sequence
 from latentmirror.nodes import NODE_CLASS_MAPPINGS
 from latentmirror.plugin.runner import run_graph_file
 
-from .conftest import installers_module
+from .support import installers_module
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ["identity", "obscura", "reference_steer"]
@@ -41,6 +41,7 @@ def test_template_is_current_ui_json_with_a_thumbnail(name):
 
 
 @pytest.mark.parametrize("name", TEMPLATES)
+@pytest.mark.slow
 def test_template_runs_headless_on_a_photo_plate(name, photo_plate, tmp_path):
     graph = str(ROOT / "example_workflows" / f"{name}.json")
     out = str(tmp_path / "out" / "result.####.exr")

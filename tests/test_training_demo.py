@@ -53,6 +53,7 @@ def test_regression_loss_is_zero_on_identical_images_and_sees_edges():
     assert parts["lap"] > 0.0
 
 
+@pytest.mark.slow
 def test_tiny_run_learns_resumes_and_writes_a_loadable_model(tmp_path):
     first = train_demo.train(_tiny(tmp_path, max_steps=20), log=_quiet)
     # The regression loss on the fixed validation batch falls from step 0 to the end (about
@@ -86,6 +87,7 @@ def test_tiny_run_learns_resumes_and_writes_a_loadable_model(tmp_path):
     assert model.discriminator(img, None).shape == (3, 1)
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_checkpoint_of_another_architecture(tmp_path):
     first = train_demo.train(_tiny(tmp_path, max_steps=1), log=_quiet)
     with pytest.raises(ValueError, match="differ"):

@@ -8,6 +8,7 @@ with the same type.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -17,9 +18,79 @@ import OpenImageIO as oiio
 from ..errors import error
 from ..storage import write_atomically
 
-COMPRESSIONS = ("zip", "zips", "piz", "dwaa", "dwab", "pxr24", "b44", "b44a", "rle", "none")
 PIXEL_TYPES = ("half", "float")
 HALF_MAX = 65504.0
+
+
+@dataclass(frozen=True)
+class Compression:
+    """One OpenEXR compression, as the saver offers it and the round-trip tests hold it to."""
+
+    name: str  # OpenImageIO's (and the saver node's) name for it
+    lossless_half: bool  # half pixels come back bit-exact
+    lossless_float: bool  # float pixels come back bit-exact
+    takes_level: bool  # the level comes from ExrWriteOptions.dwa_level
+    # Where not lossless: the worst error the round-trip tests allow on smooth plate-like values
+    # (0..4), relative to their range. Measured, with headroom; 0 where always lossless.
+    max_relative_error: float
+    description: str  # a few words for the saver's tooltip: how it compresses, what it suits
+
+    def is_lossless(self, pixel_type: str) -> bool:
+        return self.lossless_half if pixel_type == "half" else self.lossless_float
+
+
+# Every compression the saver writes, in the order its choice list shows them. Adding one is one
+# row here: the writer, the saver's choices and tooltip, and the round-trip tests read this table.
+# fmt: off
+COMPRESSIONS: dict[str, Compression] = {c.name: c for c in (
+    #           name     lossless in   takes  worst error
+    #                    half   float  level  where lossy  description
+    Compression("zip",   True,  True,  False, 0,    "zlib over 16-line blocks, the usual choice"),
+    Compression("zips",  True,  True,  False, 0,    "zlib line by line"),
+    Compression("piz",   True,  True,  False, 0,    "wavelet, small for grainy plates"),
+    Compression("dwaa",  False, False, True,  0.02, "DCT on colour (alpha exact), 32-line blocks"),
+    Compression("dwab",  False, False, True,  0.02, "as dwaa in 256-line blocks, for whole frames"),
+    Compression("pxr24", True,  False, False, 1e-4, "float rounded to 24 bits, then zlib"),
+    Compression("b44",   False, True,  False, 0.02, "fixed-size 4x4 blocks of half, fast playback"),
+    Compression("b44a",  False, True,  False, 0.02, "as b44, flat blocks stored smaller"),
+    Compression("rle",   True,  True,  False, 0,    "run lengths, for flat mattes"),
+    Compression("none",  True,  True,  False, 0,    "uncompressed"),
+)}
+# fmt: on
+
+
+@dataclass(frozen=True)
+class ExrWriteOptions:
+    """How the pixels are stored: checked once, here, for every writer of EXR files."""
+
+    pixel_type: str = "half"
+    compression: str = "zip"
+    dwa_level: float = 45.0  # OpenEXR's default; used by the compressions that take a level
+
+    def __post_init__(self) -> None:
+        if self.pixel_type not in PIXEL_TYPES:
+            raise error(
+                f"pixel type '{self.pixel_type}' is not one of {', '.join(PIXEL_TYPES)}",
+                input="pixel_type",
+            )
+        if self.compression not in COMPRESSIONS:
+            raise error(
+                f"compression '{self.compression}' is not one of {', '.join(COMPRESSIONS)}",
+                input="compression",
+            )
+        if not math.isfinite(self.dwa_level) or self.dwa_level < 0:
+            raise error(f"DWA level {self.dwa_level} is not a number >= 0", input="dwa_level")
+
+    @property
+    def is_lossless(self) -> bool:
+        return COMPRESSIONS[self.compression].is_lossless(self.pixel_type)
+
+    def compression_attribute(self) -> str:
+        """The header's compression as OIIO reads it: "dwaa:45" is DWAA at level 45."""
+        if COMPRESSIONS[self.compression].takes_level:
+            return f"{self.compression}:{self.dwa_level:g}"
+        return self.compression
+
 
 # Attributes that describe how a file is stored, not the image: never copied from a source header.
 _STORAGE_ATTRIBUTES = {
@@ -123,29 +194,24 @@ def write_exr(
     channels: list[str],
     data_window: Box,
     display_window: Box,
-    pixel_type: str = "half",
-    compression: str = "zip",
-    dwa_level: float = 45.0,
+    *,
+    options: ExrWriteOptions | None = None,
     attributes: list[Attribute] = (),
 ) -> None:
     """Write one EXR atomically: to a temporary name in the same folder, then renamed into place.
 
-    A killed process leaves at most a hidden temporary file, never a half-written frame; the
-    next write of the same frame removes such leftovers (:func:`~..storage.write_atomically`).
+    ``options`` default to half, zip. A killed process leaves at most a hidden temporary file,
+    never a half-written frame; the next write of the same frame removes such leftovers
+    (:func:`~..storage.write_atomically`).
     """
-    if pixel_type not in PIXEL_TYPES:
-        raise error(f"pixel type '{pixel_type}' is not one of {', '.join(PIXEL_TYPES)}", file=path)
-    if compression not in COMPRESSIONS:
-        raise error(
-            f"compression '{compression}' is not one of {', '.join(COMPRESSIONS)}", file=path
-        )
-    spec = _spec_for(pixels, channels, data_window, display_window, pixel_type)
+    options = options or ExrWriteOptions()
+    spec = _spec_for(pixels, channels, data_window, display_window, options.pixel_type)
     for attribute in attributes:
         if attribute.name not in _STORAGE_ATTRIBUTES and not attribute.name.startswith("oiio:"):
             spec.attribute(attribute.name, oiio.TypeDesc(attribute.type), attribute.value)
-    spec.attribute("compression", _compression_name(compression, dwa_level))
-    if compression in ("dwaa", "dwab"):
-        spec.attribute("openexr:dwaCompressionLevel", float(dwa_level))
+    spec.attribute("compression", options.compression_attribute())
+    if COMPRESSIONS[options.compression].takes_level:  # said explicitly too, as OpenEXR names it
+        spec.attribute("openexr:dwaCompressionLevel", float(options.dwa_level))
 
     write_atomically(path, lambda temporary: _write_file(temporary, spec, pixels, path))
 
@@ -175,11 +241,6 @@ def _spec_for(
     spec.channelnames = tuple(channels)
     spec.alpha_channel = channels.index("A") if "A" in channels else -1
     return spec
-
-
-def _compression_name(compression: str, dwa_level: float) -> str:
-    # OIIO reads "dwaa:45" as DWAA at level 45; the separate attribute above says it explicitly too.
-    return f"{compression}:{dwa_level:g}" if compression in ("dwaa", "dwab") else compression
 
 
 def _open(path: str) -> oiio.ImageInput:

@@ -14,12 +14,11 @@ from .. import __version__, color
 from ..errors import LatentmirrorError, context, error
 from .channels import select_channels
 from .exr import (
-    COMPRESSIONS,
     HALF_MAX,
-    PIXEL_TYPES,
     Attribute,
     Box,
     ExrHeader,
+    ExrWriteOptions,
     read_channels,
     read_headers,
     write_exr,
@@ -291,10 +290,9 @@ def save_sequence(
     rgb: np.ndarray,
     alpha: np.ndarray | None = None,
     plate: PlateInfo | None = None,
+    *,
     start_frame: int = 1001,
-    pixel_type: str = "half",
-    compression: str = "zip",
-    dwa_level: float = 45.0,
+    write_options: ExrWriteOptions | None = None,
     existing: str = "skip",
     colorspace: str = "",
     ocio_config: str = "",
@@ -303,17 +301,13 @@ def save_sequence(
     """Write ``rgb`` ([frames, height, width, 3]) as an EXR sequence; checks everything first.
 
     Frame numbers come from ``plate`` when it describes the same number of frames, else they
-    count from ``start_frame``. Nothing is written when a check fails.
+    count from ``start_frame``. ``write_options`` default to half, zip. Nothing is written when a
+    check fails.
     """
+    write_options = write_options or ExrWriteOptions()
     if existing not in EXISTING_POLICIES:
         raise error(
             f"existing-file policy '{existing}' is not one of {EXISTING_POLICIES}", input="existing"
-        )
-    if pixel_type not in PIXEL_TYPES:
-        raise error(f"pixel type '{pixel_type}' is not one of {PIXEL_TYPES}", input="pixel_type")
-    if compression not in COMPRESSIONS:
-        raise error(
-            f"compression '{compression}' is not one of {COMPRESSIONS}", input="compression"
         )
     count = rgb.shape[0]
     if alpha is not None and alpha.shape != rgb.shape[:3]:
@@ -340,7 +334,7 @@ def save_sequence(
             if colorspace.strip()
             else (plate.colorspace if plate and plate.colorspace else color.scene_linear(cfg))
         )
-    _warn_unwritable_values(rgb, alpha, frames, pixel_type)
+    _warn_unwritable_values(rgb, alpha, frames, write_options.pixel_type)
 
     report = SaveReport(
         frames=frames, colorspace=tag, skipped=[t for i, t in enumerate(targets) if i not in todo]
@@ -362,10 +356,8 @@ def save_sequence(
             channels,
             data,
             display,
-            pixel_type,
-            compression,
-            dwa_level,
-            _output_attributes(plate, index, tag, cfg),
+            options=write_options,
+            attributes=_output_attributes(plate, index, tag, cfg),
         )
         report.written.append(targets[index])
         if on_frame:

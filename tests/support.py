@@ -1,0 +1,91 @@
+"""Plain test helpers (no fixtures: those are in conftest.py): EXR files written and read with
+OpenImageIO directly (not through our writer), installers/ scripts as modules, and shot renders
+of the identity template."""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import OpenImageIO as oiio
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+IDENTITY = str(PACKAGE_ROOT / "example_workflows" / "identity.json")
+
+
+# ------------------------------------------------------------------------------ EXR files
+
+
+def write_raw_exr(
+    path,
+    pixels,
+    channels,
+    pixel_type="half",
+    data_origin=(0, 0),
+    display=None,
+    compression="zip",
+    attributes=(),
+):
+    """Write an EXR with OIIO alone, so reader tests do not depend on our writer."""
+    height, width, count = pixels.shape
+    spec = oiio.ImageSpec(width, height, count, pixel_type)
+    spec.x, spec.y = data_origin
+    if display is not None:
+        spec.full_x, spec.full_y, spec.full_width, spec.full_height = display
+    spec.channelnames = tuple(channels)
+    spec.attribute("compression", compression)
+    for name, type_name, value in attributes:
+        spec.attribute(name, oiio.TypeDesc(type_name), value)
+    out = oiio.ImageOutput.create(str(path))
+    assert out.open(str(path), spec), out.geterror()
+    assert out.write_image(np.ascontiguousarray(pixels, np.float32)), out.geterror()
+    out.close()
+    return str(path)
+
+
+def read_raw_exr(path):
+    """(pixels float32 [h, w, c], spec) read with OIIO alone."""
+    inp = oiio.ImageInput.open(str(path))
+    assert inp is not None, oiio.geterror()
+    spec = inp.spec()
+    pixels = inp.read_image(0, 0, 0, spec.nchannels, "float")
+    inp.close()
+    return np.asarray(pixels), spec
+
+
+# ------------------------------------------------------------------------------ installers
+
+
+def installers_module(name: str) -> ModuleType:
+    """An installers/ script as a module (registered in sys.modules, as dataclasses need)."""
+    key = f"latentmirror_installers_{name}"
+    if key not in sys.modules:
+        path = PACKAGE_ROOT / "installers" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(key, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
+
+# ------------------------------------------------------------------------------ shot renders
+
+
+def frames_on_disk(pattern: str) -> list[int]:
+    """Output frames, read with OIIO alone (loading them as a plate would protect them)."""
+    return sorted(int(p.split(".")[-2]) for p in glob.glob(pattern.replace("####", "*")))
+
+
+def pixels(pattern: str) -> np.ndarray:
+    """Every frame of a #### pattern, stacked: [frames, h, w, c]."""
+    paths = sorted(glob.glob(pattern.replace("####", "*")))
+    return np.stack([read_raw_exr(p)[0] for p in paths])
+
+
+def overrides(plate: str, out: str, steps: int = 20) -> list[str]:
+    """--set values for the identity template: plate in, frames out, a short inversion."""
+    return [f"1.path={plate}", f"10.path={out}", f"7.steps={steps}", "7.batch_size=2"]
