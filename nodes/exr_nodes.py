@@ -13,7 +13,7 @@ from ..core.errors import context
 from ..core.frames import parse_pattern
 from ..core.frames.exr import COMPRESSIONS, PIXEL_TYPES, ExrWriteOptions
 from ..core.frames.plate import PlateInfo
-from ..core.frames.ranges import format_frame_ranges, parse_frame_range
+from ..core.frames.ranges import parse_frame_range
 from ..core.frames.sequence import (
     BAD_PIXEL_POLICIES,
     EXISTING_POLICIES,
@@ -102,7 +102,7 @@ class LoadEXRSequence:
             found = pattern.frames_on_disk()
         except Exception:  # the load itself reports a bad pattern, with context
             return f"unreadable:{path}"
-        digest = hashlib.sha1(frames.encode())
+        digest = hashlib.sha1(str(frames).encode())
         for frame, file in found.items():
             stat = os.stat(file)
             digest.update(f"{frame}:{stat.st_size}:{stat.st_mtime_ns};".encode())
@@ -122,8 +122,7 @@ class LoadEXRSequence:
         with context(node=self.DISPLAY_NAME):
             plate = load_sequence(
                 host.input_path(path),
-                # core takes the range as text: a shot chunk's frames (ascending) written as one
-                frames=frames if isinstance(frames, str) else format_frame_ranges(frames),
+                frames=frames,
                 missing=missing,
                 layer=layer,
                 colorspace=colorspace,

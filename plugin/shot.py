@@ -26,7 +26,7 @@ from typing import TextIO
 
 from ..core.errors import error
 from ..core.frames import parse_pattern
-from ..core.frames.exr import read_headers
+from ..core.frames.exr import incomplete_reason
 from ..core.frames.ranges import format_frame_ranges, parse_frame_range
 from ..host import Host, current_host
 from ..nodes.exr_nodes import LoadEXRSequence, SaveEXRSequence
@@ -159,21 +159,10 @@ def output_paths(graph: dict[str, GraphNode], frame: int, host: Host) -> list[st
     return out
 
 
-def frame_complete(path: str) -> bool:
-    """A finished EXR: present and with a readable header (renames make it all or nothing)."""
-    if not os.path.isfile(path):
-        return False
-    try:
-        read_headers(path)
-    except Exception:
-        return False
-    return True
-
-
 def chunk_complete(graph: dict[str, GraphNode], chunk: Chunk, host: Host) -> bool:
     """Every frame the chunk writes is complete on disk (the one check every backend uses)."""
     paths = [p for f in chunk.frames for p in output_paths(graph, f, host)]
-    return bool(paths) and all(frame_complete(p) for p in paths)
+    return bool(paths) and all(incomplete_reason(p) is None for p in paths)
 
 
 def chunk_graph(path: str, overrides, chunk: Chunk) -> dict[str, GraphNode]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import OpenImageIO as oiio
 
-from ..errors import error
+from ..errors import LatentmirrorError, error
 from ..storage import write_atomically
 
 PIXEL_TYPES = ("half", "float")
@@ -169,6 +169,19 @@ def read_headers(path: str) -> list[ExrHeader]:
         return headers
     finally:
         inp.close()
+
+
+def incomplete_reason(path: str) -> str | None:
+    """Why ``path`` is not a finished frame on disk (missing, or its header does not read), or
+    None when it is one. Frames are renamed into place, so a readable header means the writer
+    finished. The one completeness check of the saver's ``existing=skip`` and of shot resumes."""
+    if not os.path.isfile(path):
+        return "missing"
+    try:
+        read_headers(path)
+    except LatentmirrorError as exc:
+        return str(exc)
+    return None
 
 
 def read_channels(path: str, header: ExrHeader, names: list[str]) -> np.ndarray:

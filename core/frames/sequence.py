@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import __version__, color
-from ..errors import LatentmirrorError, context, error
+from ..errors import context, error
 from .channels import select_channels
 from .exr import (
     HALF_MAX,
@@ -19,6 +19,7 @@ from .exr import (
     Box,
     ExrHeader,
     ExrWriteOptions,
+    incomplete_reason,
     read_channels,
     read_headers,
     write_exr,
@@ -52,8 +53,14 @@ class PlannedFrame:
     status: str
 
 
-def plan_frames(pattern: SequencePattern, frames_text: str, missing: str) -> list[PlannedFrame]:
-    """Which file gives each requested frame, after the missing-frame policy."""
+def plan_frames(
+    pattern: SequencePattern, frames: str | Sequence[int], missing: str
+) -> list[PlannedFrame]:
+    """Which file gives each requested frame, after the missing-frame policy.
+
+    ``frames``: a range as typed (``1001-1100x2``; empty: first to last on disk) or frame
+    numbers already parsed (a shot render's chunk), in the order wanted.
+    """
     if missing not in MISSING_POLICIES:
         raise error(
             f"missing-frame policy '{missing}' is not one of {MISSING_POLICIES}", input="missing"
@@ -63,9 +70,11 @@ def plan_frames(pattern: SequencePattern, frames_text: str, missing: str) -> lis
         raise error(
             f"no frames on disk match '{pattern.display()}'{_near_misses(pattern)}", input="path"
         )
-    if frames_text.strip():
+    if not isinstance(frames, str):
+        wanted = [int(f) for f in frames]
+    elif frames.strip():
         with context(input="frames"):
-            wanted = parse_frame_range(frames_text)
+            wanted = parse_frame_range(frames)
     else:  # every frame from the first to the last on disk; gaps go through the policy
         wanted = list(range(min(on_disk), max(on_disk) + 1))
     absent = [f for f in wanted if f not in on_disk]
@@ -97,7 +106,7 @@ def _plan_one(frame: int, on_disk: dict[int, str], missing: str) -> PlannedFrame
 
 def load_sequence(
     path: str,
-    frames: str = "",
+    frames: str | Sequence[int] = "",
     missing: str = "error",
     layer: str = "",
     colorspace: str = "",
@@ -399,18 +408,18 @@ def _apply_existing_policy(targets: list[str], frames: list[int], existing: str)
             frame=frames[present[0]],
         )
     if existing == "skip":
-        complete = {i for i in present if _is_complete_exr(targets[i], frames[i])}
+        complete = {i for i in present if _is_complete(targets[i], frames[i])}
         return [i for i in range(len(targets)) if i not in complete]
     return list(range(len(targets)))
 
 
-def _is_complete_exr(path: str, frame: int) -> bool:
-    try:
-        read_headers(path)
-        return True
-    except LatentmirrorError as exc:
-        log.warning("frame %s: existing %s is unreadable (%s); writing it again", frame, path, exc)
-        return False
+def _is_complete(path: str, frame: int) -> bool:
+    reason = incomplete_reason(path)
+    if reason is not None:
+        log.warning(
+            "frame %s: existing %s is unreadable (%s); writing it again", frame, path, reason
+        )
+    return reason is None
 
 
 def _warn_unwritable_values(rgb, alpha, frames: list[int], pixel_type: str) -> None:
