@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -74,9 +73,9 @@ def render_chunk(path: str, overrides, chunk: Chunk, log_json: TextIO | None = N
     with _shot_state(current_host()) as shot:
         shot.frame_log.clear()
         began = time.perf_counter()
-        run = run_graph(graph, node_classes())
+        # each chunk keeps its own loss curve: invert_loss_7.1001-1008.png
+        run = run_graph(graph, node_classes(), plot_suffix=f"{chunk.frames[0]}-{chunk.frames[-1]}")
     seconds = (time.perf_counter() - began) / len(chunk.frames)
-    run.plots = [_name_by_chunk(plot, chunk) for plot in run.plots]
     if log_json is not None:
         for frame in chunk.frames:
             entry = shot.frame_log.get(frame, {})
@@ -87,11 +86,3 @@ def render_chunk(path: str, overrides, chunk: Chunk, log_json: TextIO | None = N
             log_json.write(json.dumps(line) + "\n")
         log_json.flush()
     return run
-
-
-def _name_by_chunk(plot: str, chunk: Chunk) -> str:
-    """``invert_loss_7.png`` -> ``invert_loss_7.1001-1008.png``: each chunk keeps its curve."""
-    base, ext = os.path.splitext(plot)
-    named = f"{base}.{chunk.frames[0]}-{chunk.frames[-1]}{ext}"
-    os.replace(plot, named)
-    return named

@@ -95,7 +95,10 @@ def apply_overrides(graph: dict[str, GraphNode], overrides, classes: dict) -> No
         node.inputs[name] = value
 
 
-def run_graph(graph: dict[str, GraphNode], classes: dict) -> RunReport:
+def run_graph(graph: dict[str, GraphNode], classes: dict, plot_suffix: str = "") -> RunReport:
+    """Run the nodes that feed output nodes, in dependency order. Plots the nodes showed are
+    written beside the outputs as ``<name>.png``, or ``<name>.<plot_suffix>.png`` (a shot's chunk
+    names its own, so chunks rendered at once never share a file)."""
     _refuse_unknown_nodes(graph, classes)
     runnable = {k: n for k, n in graph.items() if n.class_type in classes}
     outputs = [
@@ -119,7 +122,7 @@ def run_graph(graph: dict[str, GraphNode], classes: dict) -> RunReport:
         if shown:
             report.ui[node_id] = shown
     if isinstance(host, PlainHost) and host.plots:
-        report.plots = write_pending_plots(host, plot_folder(report))
+        report.plots = write_pending_plots(host, plot_folder(report), plot_suffix)
     return report
 
 
@@ -129,12 +132,13 @@ def plot_folder(report: RunReport) -> str:
     return os.path.dirname(os.path.abspath(written[0])) if written else os.getcwd()
 
 
-def write_pending_plots(host: PlainHost, folder: str) -> list[str]:
-    """Write the host's pending plots as ``<name>.png`` into ``folder``, forget them, and return
-    the paths written (a plot that cannot be written is logged, not fatal: the frames are done)."""
+def write_pending_plots(host: PlainHost, folder: str, suffix: str = "") -> list[str]:
+    """Write the host's pending plots as ``<name>[.<suffix>].png`` into ``folder``, forget them,
+    and return the paths written (a plot that cannot be written is logged, not fatal: the frames
+    are done)."""
     written = []
     for name, image in host.plots.items():
-        path = os.path.join(folder, file_stem(name) + ".png")
+        path = os.path.join(folder, ".".join(filter(None, (file_stem(name), suffix))) + ".png")
         if _imwrite_rgb(path, image):
             written.append(path)
         else:
