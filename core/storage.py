@@ -49,11 +49,26 @@ def write_atomically(path: str, write: Callable[[str], None]) -> str:
     os.close(handle)
     try:
         write(temporary)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would hide frames from the team
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
     return path
+
+
+def _umask() -> int:
+    """The process's umask (the permissions a plain ``open`` would give a new file)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:  # Linux: read without setting
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
 
 
 def tensor_digest(tensor: torch.Tensor) -> str:
