@@ -208,3 +208,13 @@ def test_truncated_frame_is_named(plate_factory, tmp_path):
     with pytest.raises(LatentmirrorError) as caught:
         load_sequence(pattern)
     assert caught.value.where.frame == 1003 and "plate.1003.exr" in str(caught.value)
+
+
+def test_negative_frames_load_by_their_real_numbers(plate_factory):
+    pattern = plate_factory(frames=(-2, -1, 0, 1))  # written as plate.-002.exr (printf's %04d)
+    folder = os.path.dirname(pattern)
+    os.rename(os.path.join(folder, "plate.-002.exr"), os.path.join(folder, "plate.-0002.exr"))
+    plate = load_sequence(pattern, frames="-2-0")
+    assert plate.info.frames == [-2, -1, 0] and plate.rgb.shape[0] == 3
+    assert plate.info.source_paths[0].endswith("plate.-0002.exr")
+    assert plate.info.source_paths[1].endswith("plate.-001.exr")

@@ -1,12 +1,16 @@
-"""Sequence patterns: where frame numbers sit in file names.
+"""Sequence patterns: where frame numbers sit in file names, read with ``fileseq``.
 
 Accepted spellings of the frame number field (each ``#`` or ``@`` is one digit of padding, as in
 Nuke and RV):
 
     plate.####.exr   plate.@@@@.exr   plate.%04d.exr   plate.%d.exr   plate.$F4.exr   plate.$F.exr
 
-A path with no field is a single file; if its name ends in a number (``plate.1001.exr``) that
-number is its frame.
+A path with no field is a single file; if its name ends in a number (``plate.1001.exr``,
+``plate_1001.exr``) that number is its frame.
+
+Negative frames are written as printf and Nuke write them, the sign counting in the padding
+(``-005`` for ``####``); on disk both that and the digits padded behind the sign (``-0005``)
+are found, since renderers write either.
 """
 
 from __future__ import annotations
@@ -15,19 +19,27 @@ import os
 import re
 from dataclasses import dataclass
 
+import fileseq
+from fileseq import FileSequence, ParseException
+
 from ..errors import error
 
-# One regex per spelling; group "pad" gives the padding when it is written as a number.
-_FIELD = re.compile(r"(?P<hashes>#+)|(?P<ats>@+)|%(?P<printf>0?\d*)d|\$F(?P<houdini>\d*)")
-# `plate.1001.exr`, `plate_1001.exr`: a number after a dot or underscore, before the extension
-_NUMBERED_FILE = re.compile(r"^(?P<head>.*[._])(?P<digits>\d+)(?P<tail>\.[A-Za-z0-9]+)$")
+# fileseq's default reads `#` as 4 digits (its HASH4 style); we keep Nuke's and RV's one digit
+# per `#`, which our users write and our docs promise, so `plate.#.exr` is frame 7 as `plate.7.exr`.
+PAD_STYLE = fileseq.PAD_STYLE_HASH1
+
+# A frame number field anywhere in a name: fileseq only reads one just before the extension, so
+# this finds a second field, or one in the middle (`plate.####_v2.exr`), which we also accept.
+_FIELD = re.compile(r"#+|@+|%0?\d*d|\$F\d*")
+# `plate_1001.exr`: fileseq reads a single file's frame after a dot only; we also read it after _
+_UNDERSCORE_NUMBER = re.compile(r"_(?P<digits>\d+)\.[A-Za-z0-9]+$")
 
 
 @dataclass(frozen=True)
 class SequencePattern:
     """A file name with one frame number field: ``head`` + frame (zero-padded) + ``tail``.
 
-    ``padding`` 0 means no padding. A single file (no field) has ``single_path`` and
+    ``padding`` 0 or 1 means no padding. A single file (no field) has ``single_path`` and
     ``single_frame``: the number its name ends in, or 1.
     """
 
@@ -66,7 +78,7 @@ class SequencePattern:
             return None
         frame = int(digits)
         # `plate.01001.exr` is not frame 1001 of `plate.####.exr`: the spelling must match exactly.
-        return frame if format_frame(frame, self.padding) == digits else None
+        return frame if digits in _spellings(frame, self.padding) else None
 
     def frames_on_disk(self) -> dict[int, str]:
         """Every frame of this sequence that exists on disk, by its real number."""
@@ -76,20 +88,29 @@ class SequencePattern:
             return {}
         directory = os.path.dirname(self.head) or "."
         try:
-            names = os.listdir(directory)
+            names = sorted(os.listdir(directory))
         except FileNotFoundError:
             return {}
         found: dict[int, str] = {}
         for name in names:
             frame = self.frame_of(name)
-            if frame is not None:
-                found[frame] = os.path.join(os.path.dirname(self.head), name)
+            path = os.path.join(os.path.dirname(self.head), name)
+            # a frame on disk in both spellings: the one we write wins
+            if frame is not None and (frame not in found or path == self.path_for(frame)):
+                found[frame] = path
         return dict(sorted(found.items()))
 
 
 def format_frame(frame: int, padding: int) -> str:
     """``format_frame(7, 4) == '0007'``; negative frames keep the sign in front: ``-007``."""
-    return f"{frame:0{padding}d}" if padding else str(frame)
+    return fileseq.utils.pad(frame, padding)
+
+
+def _spellings(frame: int, padding: int) -> tuple[str, ...]:
+    """How ``frame`` may be written on disk: ``-007`` (printf, Nuke, fileseq) or ``-0007``."""
+    if frame >= 0:
+        return (format_frame(frame, padding),)
+    return (format_frame(frame, padding), "-" + format_frame(-frame, padding))
 
 
 def parse_pattern(path: str) -> SequencePattern:
@@ -97,27 +118,35 @@ def parse_pattern(path: str) -> SequencePattern:
     path = os.path.expanduser(str(path).strip())
     if not path:
         raise error("the path is empty; give a pattern such as /shots/sh010/plate.####.exr")
-    fields = list(_FIELD.finditer(os.path.basename(path)))
+    name = os.path.basename(path)
+    fields = _FIELD.findall(name)
     if len(fields) > 1:
         raise error(f"'{path}' has {len(fields)} frame number fields; a sequence has exactly one")
-    if not fields:
-        return _single_file(path)
-    match = fields[0]
-    offset = len(path) - len(os.path.basename(path))
-    head, tail = path[: offset + match.start()], path[offset + match.end() :]
-    return SequencePattern(head=head, tail=tail, padding=_padding_of(match))
+    try:
+        sequence = FileSequence(path, pad_style=PAD_STYLE, allow_subframes=False)
+    except ParseException:
+        sequence = None
+    if fields and sequence is not None and sequence.padding() == fields[0]:
+        if sequence.frameSet() is not None:  # plate.1001-1100#.exr: fileseq's own spelling
+            raise error(
+                f"'{path}' names frames in its path; write plate.####.exr and give the frames "
+                "as a range"
+            )
+        head = sequence.dirname() + sequence.basename()
+        return SequencePattern(head=head, tail=sequence.extension(), padding=sequence.zfill())
+    if fields:  # a field inside the name, which fileseq does not read: plate.####_v2.exr
+        start = len(path) - len(name) + name.index(fields[0])
+        padding = FileSequence.getPaddingNum(fields[0], pad_style=PAD_STYLE)
+        return SequencePattern(path[:start], path[start + len(fields[0]) :], padding)
+    return _single_file(path, sequence)
 
 
-def _padding_of(match: re.Match) -> int:
-    if match.group("hashes"):
-        return len(match.group("hashes"))
-    if match.group("ats"):
-        return len(match.group("ats"))
-    written = match.group("printf") if match.group("printf") is not None else match.group("houdini")
-    return int(written) if written else 0
-
-
-def _single_file(path: str) -> SequencePattern:
-    numbered = _NUMBERED_FILE.match(os.path.basename(path))
-    frame = int(numbered.group("digits")) if numbered else 1
+def _single_file(path: str, sequence: FileSequence | None) -> SequencePattern:
+    frames = sequence.frameSet() if sequence is not None else None
+    if frames is not None and len(frames) == 1:
+        frame = int(frames[0])
+    elif numbered := _UNDERSCORE_NUMBER.search(os.path.basename(path)):
+        frame = int(numbered.group("digits"))
+    else:
+        frame = 1
     return SequencePattern(head="", tail="", padding=0, single_frame=frame, single_path=path)

@@ -1,14 +1,22 @@
-"""Nuke-style frame ranges: ``1001-1100``, ``1001-1100x2``, ``1001,1003,1010-1020``, ``-5--1``."""
+"""Frame ranges as pipelines spell them, read and written by ``fileseq``'s ``FrameSet``.
+
+Accepted: ``1001``, ``1001-1100``, ``1001-1100x2`` (every 2nd), ``1-10y3`` (all but every 3rd),
+``1-10:2`` (interleaved: every 2nd, then the rest), lists (``1001,1003,1010-1020``) and negative
+frames (``-5--1``, ``-2-0``).
+"""
 
 from __future__ import annotations
 
 import re
+from decimal import Decimal
+
+from fileseq import FrameSet, ParseException
 
 from ..errors import error
 
-_EXAMPLES = "expected forms like 1001, 1001-1100, 1001-1100x2 or 1001,1003,1010-1020"
-# one item: a frame, or first-last with an optional step; frames may be negative
-_ITEM = re.compile(r"^(-?\d+)(?:-(-?\d+)(?:x(\d+))?)?$")
+_EXAMPLES = (
+    "expected forms like 1001, 1001-1100, 1001-1100x2, 1-10y3, 1-10:2 or 1001,1003,1010-1020"
+)
 
 
 def parse_frame_range(text: str) -> list[int]:
@@ -17,6 +25,8 @@ def parse_frame_range(text: str) -> list[int]:
     >>> parse_frame_range("1001-1005x2, 1010")
     [1001, 1003, 1005, 1010]
     """
+    # Split on spaces as well as commas ourselves: FrameSet drops spaces, which would silently
+    # turn "1001 1003" into frame 10011003.
     items = [item for item in re.split(r"[,\s]+", text.strip()) if item]
     if not items:
         raise error(f"frame range '{text}' is empty; {_EXAMPLES}")
@@ -26,34 +36,31 @@ def parse_frame_range(text: str) -> list[int]:
     return list(dict.fromkeys(frames))
 
 
-def _parse_item(item: str, text: str) -> range:
-    match = _ITEM.match(item)
-    if not match:
-        raise error(f"'{item}' in frame range '{text}' is not a frame range; {_EXAMPLES}")
-    first = int(match.group(1))
-    last = int(match.group(2)) if match.group(2) is not None else first
-    step = int(match.group(3)) if match.group(3) is not None else 1
-    if last < first:
-        raise error(f"'{item}' in frame range '{text}' runs backwards ({first} > {last})")
-    if step < 1:
-        raise error(f"'{item}' in frame range '{text}' has step {step}; the step must be >= 1")
-    return range(first, last + 1, step)
+def _parse_item(item: str, text: str) -> list[int]:
+    try:
+        frames = list(FrameSet(item))
+    except ParseException as exc:
+        reason = str(exc).splitlines()[0]
+        raise error(
+            f"'{item}' in frame range '{text}' is not a frame range ({reason}); {_EXAMPLES}"
+        ) from None
+    if any(isinstance(frame, Decimal) for frame in frames):
+        raise error(f"'{item}' in frame range '{text}' has subframes; frames are whole numbers")
+    if not frames:
+        raise error(f"'{item}' in frame range '{text}' names no frames; {_EXAMPLES}")
+    # FrameSet reads 1100-1001 as a countdown; we refuse it (kept from before fileseq): a
+    # reversed plate runs time backwards through the warm starts and pre-roll, and in a
+    # submitter it is almost always a typo for 1001-1100.
+    if frames[0] > frames[-1]:
+        raise error(f"'{item}' in frame range '{text}' runs backwards ({frames[0]} > {frames[-1]})")
+    return frames
 
 
 def format_frame_ranges(frames: list[int]) -> str:
-    """The shortest comma list of runs of consecutive frames, for messages and summaries.
+    """The frames as one sorted ``FrameSet`` string, for messages, summaries and chunk labels;
+    ``parse_frame_range`` reads it back.
 
     >>> format_frame_ranges([1001, 1002, 1003, 1007, 1009, 1010])
     '1001-1003,1007,1009-1010'
     """
-    ordered = sorted(set(frames))
-    runs: list[str] = []
-    start = prev = None
-    for frame in [*ordered, None]:
-        if start is not None and (frame is None or frame != prev + 1):
-            runs.append(str(start) if start == prev else f"{start}-{prev}")
-            start = None
-        if frame is not None and start is None:
-            start = frame
-        prev = frame
-    return ",".join(runs)
+    return FrameSet.framesToFrameRange(sorted(set(frames)), sort=False, compress=False)
