@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import time
 
@@ -23,7 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     render = commands.add_parser("render", help="run a graph headless (API or UI format)")
     render.add_argument("graph", help="graph JSON saved from ComfyUI (UI or API format)")
-    render.add_argument("--frames", help="frame range for every Load EXR Sequence, e.g. 1001-1240")
+    render.add_argument(
+        "--frames",
+        help="frame range for every Load EXR Sequence: 1001-1240, 1001-1240x2, 1-10y3, 1-10:2, "
+        "1001,1005,1010-1020, -2-0",
+    )
     render.add_argument(
         "--set",
         dest="overrides",
@@ -68,8 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _attach_frames_value(argv: list[str]) -> list[str]:
+    """``--frames -2-0`` as ``--frames=-2-0``: argparse takes a value starting with ``-`` for an
+    option unless it looks like a plain negative number, so a range of negative frames (and a
+    farm task's ``--frames <START>-<END>`` when the shot starts below 0) would be refused."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--frames" and re.match(r"-\d", arg):
+            out[-1] = f"--frames={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(_attach_frames_value(argv))
     logging.basicConfig(
         level=logging.INFO, format="[latentmirror] %(levelname)s %(message)s", stream=sys.stderr
     )

@@ -463,6 +463,43 @@ def test_cli_render_succeeds(plate, tmp_path):
     _check_display_output(plate, str(out / "display.####.exr"), [1002])
 
 
+def _plate_with_negative_frames(plate: str) -> dict[int, str]:
+    """The plate's first frames renamed to -2..1, spelled as some renderers write them: the
+    digits padded behind the sign (plate.-0002.exr), which plate.####.exr must find."""
+    renamed = {}
+    for frame, source in zip((-2, -1, 0, 1), range(FIRST, FIRST + 4), strict=True):
+        sign = "-" if frame < 0 else ""
+        renamed[frame] = plate.replace("####", f"{sign}{abs(frame):04d}")
+        os.rename(_frame_path(plate, source), renamed[frame])
+    return renamed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("frames_args", [("--frames", "-2-0"), ("--frames=-2-0",)])
+def test_cli_renders_negative_frames(plate, tmp_path, frames_args):
+    """`--frames -2-0` (argparse alone refuses a value starting with -) and `--frames=-2-0`."""
+    renamed = _plate_with_negative_frames(plate)
+    out = tmp_path / "out"
+    sets = [a for o in _overrides(plate, out) for a in ("--set", o)]
+    result = _cli("render", str(TEMPLATE), *frames_args, *sets, "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "3 files written" in result.stdout
+    assert _frames_in(out, "display") == [-2, -1, 0]
+    assert (out / "display.-002.exr").is_file()  # written as Nuke and printf spell it
+    for frame in (-2, -1, 0):
+        out_pixels, out_spec = _read_exr(_frame_path(str(out / "display.####.exr"), frame))
+        expected_rgb, expected_alpha = _expected_display(renamed[frame])
+        _assert_half_close(_rgb(out_pixels, out_spec), expected_rgb)
+        np.testing.assert_array_equal(_channel(out_pixels, out_spec, "A"), expected_alpha)
+
+
+def test_cli_info_finds_negative_frames(plate, tmp_path):
+    _plate_with_negative_frames(plate)
+    result = _cli("info", plate, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "frames: -2-1,1005-1008" in result.stdout
+
+
 def test_cli_render_missing_frame_fails_with_the_error_on_stderr(plate, tmp_path):
     out = tmp_path / "out"
     sets = [a for o in _overrides(plate, out) for a in ("--set", o)]
