@@ -15,7 +15,7 @@ FRAMES, CHUNK = "1001-1240", 24
 
 command = [
     "/opt/latentmirror/.venv/bin/latentmirror", "render", GRAPH,
-    "--frames", "#FRAME_START#-#FRAME_END#", "--chunk", "8", "--preroll", "8",
+    "--frames=#FRAME_START#-#FRAME_END#", "--chunk", "8", "--preroll", "8",
     "--device", "cuda", "--log-json", f"{LOGS}/task_#FRAME_START#.jsonl",
 ]  # fmt: skip
 
