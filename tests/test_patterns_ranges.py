@@ -230,3 +230,20 @@ def test_farm_task_ranges_mean_the_same_frames(first, length, size):
     for chunk in plan_chunks(shot, size):
         task = f"{chunk.frames[0]}-{chunk.frames[-1]}"
         assert parse_frame_range(task) == list(chunk.frames) == list(FrameSet(task))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    _frame,
+    st.integers(min_value=0, max_value=200),
+    st.integers(min_value=1, max_value=5),
+    st.integers(min_value=1, max_value=30),
+)
+def test_stepped_farm_task_ranges_mean_the_same_frames(first, length, step, size):
+    """A stepped range (1001-1240x2) split into tasks: `--frames=<START>-<END>x<step>` (the farm
+    examples' form) names exactly each task's frames, not the ones in between."""
+    shot = list(FrameSet(f"{first}-{first + length}x{step}"))
+    assert parse_frame_range(f"{first}-{first + length}x{step}") == shot
+    for chunk in plan_chunks(shot, size):
+        task = f"{chunk.frames[0]}-{chunk.frames[-1]}x{step}"
+        assert parse_frame_range(task) == list(chunk.frames) == list(FrameSet(task))
