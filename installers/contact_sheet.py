@@ -14,7 +14,9 @@ import sys
 import cv2
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+# the checkout's parent, last: `latentmirror` resolves when the pack is not installed, and no
+# sibling folder (another node pack, a checkout named like a library) hides an installed package
+sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from latentmirror.core import color  # noqa: E402
 from latentmirror.core.frames.sequence import load_sequence  # noqa: E402

@@ -15,7 +15,9 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+# the checkout's parent, last: `latentmirror` resolves when the pack is not installed, and no
+# sibling folder (another node pack, a checkout named like a library) hides an installed package
+sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from latentmirror.core.frames.exr import Attribute, Box, ExrWriteOptions, write_exr  # noqa: E402
 

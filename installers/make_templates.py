@@ -17,7 +17,9 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+# the checkout's parent, last: `latentmirror` resolves when the pack is not installed, and no
+# sibling folder (another node pack, a checkout named like a library) hides an installed package
+sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FOLDER = os.path.join(ROOT, "example_workflows")

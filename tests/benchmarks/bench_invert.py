@@ -29,7 +29,9 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__)))))
+# the checkout's parent, last: `latentmirror` resolves when the pack is not installed, and no
+# sibling folder (another node pack, a checkout named like a library) hides an installed package
+sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__)))))
 
 from latentmirror.core.frames.camera import camera_move, read_photo  # noqa: E402
 from latentmirror.core.gan.cache import get_model  # noqa: E402

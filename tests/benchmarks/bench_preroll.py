@@ -23,7 +23,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(ROOT))
+sys.path.append(os.path.dirname(ROOT))  # last: never hides an installed package
 TEMPLATE = os.path.join(ROOT, "example_workflows", "identity.json")
 FRAMES, CHUNK = 24, 6
 
