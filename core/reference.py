@@ -281,12 +281,10 @@ def anchored_start(model, anchors: list[Anchor]) -> torch.Tensor | None:
     start = None
     for anchor in anchors:
         if anchor.start:
-            base = model.w_avg.detach().float().expand(model.num_ws, -1).clone()
-            if start is not None:
-                base = start[0].clone()
-            base[anchor.rows] = anchor.latent[anchor.rows]
-            start = base[None]
-    return start
+            if start is None:
+                start = model.w_avg.detach().float().expand(model.num_ws, -1).clone()
+            start[anchor.rows] = anchor.latent[anchor.rows]
+    return None if start is None else start[None]
 
 
 def style_mix_latents(
