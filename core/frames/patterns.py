@@ -86,15 +86,15 @@ class SequencePattern:
             if os.path.isfile(self.single_path):
                 return {self.single_frame: self.single_path}
             return {}
-        directory = os.path.dirname(self.head) or "."
+        folder = os.path.dirname(self.head)
         try:
-            names = sorted(os.listdir(directory))
+            names = sorted(os.listdir(folder or "."))
         except FileNotFoundError:
             return {}
         found: dict[int, str] = {}
         for name in names:
             frame = self.frame_of(name)
-            path = os.path.join(os.path.dirname(self.head), name)
+            path = os.path.join(folder, name)
             # a frame on disk in both spellings: the one we write wins
             if frame is not None and (frame not in found or path == self.path_for(frame)):
                 found[frame] = path
