@@ -80,7 +80,7 @@ def headless_host():
 
     host_module.set_host(HeadlessHost(show_progress=False))
     yield host_module.current_host()
-    host_module._current = None
+    host_module.set_host(None)
 
 
 @pytest.fixture(scope="module")
