@@ -15,7 +15,6 @@ from latentmirror.core.errors import LatentmirrorError
 from latentmirror.core.latents import GanLatent
 from latentmirror.core.losses import LossMix
 from latentmirror.core.reference import Reference
-from latentmirror.host import set_host
 from latentmirror.nodes.invert_nodes import (
     InvertNode,
     LoadLatentsNode,
@@ -23,17 +22,7 @@ from latentmirror.nodes.invert_nodes import (
     ReferenceBlendNode,
     SaveLatentsNode,
 )
-from latentmirror.plugin.headless import HeadlessHost
 from latentmirror.plugin.runner import run_graph_file
-
-
-@pytest.fixture
-def host():
-    previous = set_host(HeadlessHost(show_progress=False))
-    yield previous
-    from latentmirror import host as host_module
-
-    host_module._current = None
 
 
 def nhwc(images):
@@ -62,7 +51,9 @@ def test_reference_blend_nodes_chain():
     assert ref.items[1].start and ref.items[0].distance == "l2"
 
 
-def test_invert_node_outputs_latents_reconstruction_and_a_loss_plot(host, demo_model, demo_faces):
+def test_invert_node_outputs_latents_reconstruction_and_a_loss_plot(
+    headless_host, demo_model, demo_faces
+):
     images, _ = demo_faces
     (mix,) = LossMixNode().build("l2", 1.0)
     info = SimpleNamespace(frames=[1001, 1002, 1003])  # what Invert reads of PLATE_INFO
@@ -80,7 +71,9 @@ def test_invert_node_outputs_latents_reconstruction_and_a_loss_plot(host, demo_m
     assert plot.ndim == 3 and plot.shape[2] == 3 and plot.std() > 0
 
 
-def test_invert_node_warns_and_clips_scene_linear_input(host, demo_model, demo_faces, caplog):
+def test_invert_node_warns_and_clips_scene_linear_input(
+    headless_host, demo_model, demo_faces, caplog
+):
     images, _ = demo_faces
     hot = nhwc(images[:1]).clone()
     hot[0, 0, 0] = 7.5
@@ -100,7 +93,7 @@ def test_invert_node_warns_and_clips_scene_linear_input(host, demo_model, demo_f
         )  # fmt: skip
 
 
-def test_save_and_load_latents_nodes(host, tmp_path, demo_model, demo_faces):
+def test_save_and_load_latents_nodes(headless_host, tmp_path, demo_model, demo_faces):
     images, _ = demo_faces
     (mix,) = LossMixNode().build("l2", 1.0)
     latent, _ = InvertNode().run(demo_model, nhwc(images[:2]), "w_plus", 5, "fast", 0, loss_mix=mix)
@@ -143,7 +136,7 @@ def _graph(plate_pattern: str, out: str, latents: str) -> dict:
 
 
 @pytest.mark.slow
-def test_a_graph_with_invert_runs_headless_and_reuses_its_latents(host, plate, tmp_path):
+def test_a_graph_with_invert_runs_headless_and_reuses_its_latents(headless_host, plate, tmp_path):
     out = str(tmp_path / "render" / "recon.####.exr")
     latents = str(tmp_path / "render" / "shot.safetensors")
     graph = tmp_path / "graph.json"
@@ -167,7 +160,7 @@ def test_a_graph_with_invert_runs_headless_and_reuses_its_latents(host, plate, t
 
 
 @pytest.mark.slow
-def test_nodes_work_under_comfyuis_inference_mode(host, demo_faces):
+def test_nodes_work_under_comfyuis_inference_mode(headless_host, demo_faces):
     """ComfyUI runs every node inside torch.inference_mode(); Invert still optimises."""
     from latentmirror.core.gan import load_gan
     from latentmirror.host import BUNDLED_MODELS
