@@ -5,8 +5,12 @@ of the identity template."""
 from __future__ import annotations
 
 import glob
+import hashlib
 import importlib.util
+import os
+import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -89,3 +93,46 @@ def pixels(pattern: str) -> np.ndarray:
 def overrides(plate: str, out: str, steps: int = 20) -> list[str]:
     """--set values for the identity template: plate in, frames out, a short inversion."""
     return [f"1.path={plate}", f"10.path={out}", f"7.steps={steps}", "7.batch_size=2"]
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, cwd, timeout: float = 300, env: dict | None = None) -> CliResult:
+    """``latentmirror <args>`` in a fresh process (as a user types it), without $OCIO."""
+    environment = {k: v for k, v in os.environ.items() if k != "OCIO"}
+    environment.update({"OMP_NUM_THREADS": "1", **(env or {})})
+    done = subprocess.run(
+        [sys.executable, "-m", "latentmirror", *args],
+        cwd=str(cwd),
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+def assert_clean_refusal(result: CliResult, *mentions: str) -> None:
+    """Exit 1, no traceback, and the message names each of ``mentions`` (node, input, file...)."""
+    assert result.returncode == 1, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr, result.stderr[-4000:]
+    for mention in mentions:
+        assert mention in result.stderr, (mention, result.stderr[-2000:])
+
+
+def folder_state(folder) -> dict[str, tuple[int, str]]:
+    """Every file under ``folder`` with its size and sha256: compare before/after to prove that
+    nothing was written, removed or changed (plates stay untouched)."""
+    state = {}
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file():
+            state[str(path)] = (path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest())
+    return state
