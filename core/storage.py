@@ -10,10 +10,28 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 
 import torch
+
+from .errors import error
+
+
+def require_regular_file(path: str, what: str) -> None:
+    """Refuse, before opening it, what is not a plain file: a folder, a FIFO (reading it would
+    wait forever) or a device such as /dev/zero (it never ends). ``what`` names it for the
+    user ("graph file", "model", "frame")."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise error(f"{what} does not exist", file=path) from None
+    except OSError as exc:
+        raise error(f"{what} cannot be read: {exc.strerror}", file=path) from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a pipe or a device)"
+        raise error(f"{what} is {kind}", file=path)
 
 
 def temporary_glob(path: str) -> str:
