@@ -112,7 +112,8 @@ def _check_frames(pattern_path: str, check: Callable[[str], str]) -> None:
     except (LatentmirrorError, OSError):  # a bad pattern: the load or save reports it
         return
     for file in on_disk.values():
-        check(file)
+        with context(file=file):
+            check(file)
 
 
 def ocio_config_to_read(host: Host, ocio_config: str) -> str:
