@@ -42,8 +42,8 @@ class PathRoots:
     ``readable``/``writable`` None: anywhere (the headless default: it is the user's own
     command). Otherwise a path is accepted only if its real path (symlinks and ``..`` resolved)
     lies inside one of those folders, and that real path (no links left) is what the node then
-    opens. A sequence pattern is checked
-    on its folder here; the nodes check each frame file they open too (a frame can be a link).
+    opens. A sequence pattern is checked on its folder here; the nodes check each frame file
+    they open too (a frame can be a link: nodes/common.py ``sequence_to_read``).
     ``read_base``/``write_base``: where relative paths start (None: the current folder).
     ``described_as``: how refusals name the allowed folders and their setting, per direction.
     """
@@ -53,10 +53,6 @@ class PathRoots:
     read_base: str | None = None
     write_base: str | None = None
     described_as: dict[str, str] = field(default_factory=dict)  # "read"/"write" -> text
-
-    @property
-    def restricted(self) -> bool:
-        return self.readable is not None or self.writable is not None
 
     def for_reading(self, path: str) -> str:
         """``path`` as a node typed it, resolved for reading; refused outside the roots."""
