@@ -7,7 +7,7 @@ a shot render, `host.shot` for the state that carries from chunk to chunk.
 This module sits in the package root, below both ``nodes`` and ``plugin`` (the layers in
 pyproject's import contracts): the nodes call it, the plugin's hosts implement it. It is not in
 ``nodes/`` because importing anything there loads every node class (torch, OIIO); the CLI and
-the tests reach the host without that. Of the package it imports only ``core.errors`` (light).
+the tests reach the host without that. It imports nothing of the package at import time.
 
 Where nodes may read and write files is one policy, ``PathRoots``: every host resolves the paths
 nodes are given through it (``input_path``/``output_path``), ComfyUI with its folders and
@@ -22,8 +22,6 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from .core.errors import error
 
 MODEL_EXTENSIONS = {
     "gan": (".pkl", ".pt", ".pth", ".safetensors"),
@@ -70,6 +68,8 @@ class PathRoots:
             return os.path.abspath(path)
         real = os.path.realpath(path)
         if not any(is_inside(real, root) for root in allowed):
+            from .core.errors import error  # here: importing the host loads no core module
+
             # the typed path only: where links lead, and what exists out there, stays unsaid
             raise error(
                 f"'{typed}' is outside the folders nodes may {verb} "
