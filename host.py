@@ -7,7 +7,11 @@ a shot render, `host.shot` for the state that carries from chunk to chunk.
 This module sits in the package root, below both ``nodes`` and ``plugin`` (the layers in
 pyproject's import contracts): the nodes call it, the plugin's hosts implement it. It is not in
 ``nodes/`` because importing anything there loads every node class (torch, OIIO); the CLI and
-the tests reach the host without that. It imports nothing of the package.
+the tests reach the host without that. It imports nothing of the package at import time.
+
+Where nodes may read and write files is one policy, ``PathRoots``: every host resolves the paths
+nodes are given through it (``input_path``/``output_path``), ComfyUI with its folders and
+``LATENTMIRROR_ROOTS``, the headless runner unrestricted unless given ``--roots``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,65 @@ MODEL_EXTENSIONS = {
 # Models that ship with the pack (the demo face generator) live in the pack's own models/<kind>/.
 BUNDLED_MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
 PREVIEW_MAX_FRAMES = 16  # a long plate previews a few frames spread over it, not all of them
+ROOTS_ENV = "LATENTMIRROR_ROOTS"  # extra folders nodes may read and write (os.pathsep-separated)
+
+
+@dataclass(frozen=True)
+class PathRoots:
+    """Where nodes may read and write files, and where relative paths start.
+
+    ``readable``/``writable`` None: anywhere (the headless default: it is the user's own
+    command). Otherwise a path is accepted only if its real path (symlinks and ``..`` resolved)
+    lies inside one of those folders, and that real path (no links left) is what the node then
+    opens. A sequence pattern is checked on its folder here; the nodes check each frame file
+    they open too (a frame can be a link: nodes/common.py ``sequence_to_read``).
+    ``read_base``/``write_base``: where relative paths start (None: the current folder).
+    ``described_as``: how refusals name the allowed folders and their setting, per direction.
+    """
+
+    readable: tuple[str, ...] | None = None
+    writable: tuple[str, ...] | None = None
+    read_base: str | None = None
+    write_base: str | None = None
+    described_as: dict[str, str] = field(default_factory=dict)  # "read"/"write" -> text
+
+    def for_reading(self, path: str) -> str:
+        """``path`` as a node typed it, resolved for reading; refused outside the roots."""
+        return self._resolve(path, self.read_base, self.readable, "read")
+
+    def for_writing(self, path: str) -> str:
+        """``path`` as a node typed it, resolved for writing; refused outside the roots."""
+        return self._resolve(path, self.write_base, self.writable, "write")
+
+    def _resolve(self, typed: str, base: str | None, allowed, verb: str) -> str:
+        path = os.path.expanduser(typed)
+        if base is not None and not os.path.isabs(path):
+            path = os.path.join(base, path)
+        if allowed is None:
+            return os.path.abspath(path)
+        real = os.path.realpath(path)
+        if not any(is_inside(real, root) for root in allowed):
+            from .core.errors import error  # here: importing the host loads no core module
+
+            # the typed path only: where links lead, and what exists out there, stays unsaid
+            raise error(
+                f"'{typed}' is outside the folders nodes may {verb} "
+                f"({self.described_as.get(verb, 'the allowed folders')}); add it there"
+            )
+        return real
+
+
+def is_inside(real_path: str, folder: str) -> bool:
+    """``real_path`` (already a realpath) is ``folder`` or lies under it (whose links resolve)."""
+    root = os.path.normcase(os.path.realpath(folder))
+    path = os.path.normcase(real_path)
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def roots_from_env() -> list[str]:
+    """The folders in $LATENTMIRROR_ROOTS (os.pathsep-separated; empty entries ignored)."""
+    value = os.environ.get(ROOTS_ENV, "")
+    return [os.path.expanduser(p) for p in value.split(os.pathsep) if p.strip()]
 
 
 class Progress(ABC):
@@ -104,13 +167,17 @@ class Host(ABC):
                 return candidate
         return None
 
+    def path_roots(self) -> PathRoots:
+        """Where this host lets nodes read and write (default: anywhere, relative to the cwd)."""
+        return PathRoots()
+
     def input_path(self, path: str) -> str:
-        """A path as the user typed it, for reading: relative ones are taken from the cwd."""
-        return os.path.abspath(os.path.expanduser(path))
+        """A path as the user typed it, for reading; refused outside ``path_roots()``."""
+        return self.path_roots().for_reading(path)
 
     def output_path(self, path: str) -> str:
-        """A path as the user typed it, for writing."""
-        return os.path.abspath(os.path.expanduser(path))
+        """A path as the user typed it, for writing; refused outside ``path_roots()``."""
+        return self.path_roots().for_writing(path)
 
     def preview_images(self, images: np.ndarray, prefix: str) -> list[dict] | None:
         """Show display-referred images ([frames, H, W, 3] in 0..1); returns UI entries or None."""

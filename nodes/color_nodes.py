@@ -6,11 +6,13 @@ import torch
 
 from ..core import color
 from ..core.errors import context, error
+from ..host import current_host
 from .common import (
     CATEGORY,
     OCIO_CONFIG_TOOLTIP,
     choice_input,
     link_input,
+    ocio_config_to_read,
     text_input,
     to_numpy,
     to_tensor,
@@ -57,7 +59,7 @@ class OCIOTransform:
     ):
         with context(node=self.DISPLAY_NAME):
             with context(input="ocio_config"):
-                cfg = color.resolve_config(ocio_config)
+                cfg = color.resolve_config(ocio_config_to_read(current_host(), ocio_config))
             with context(input="src"):
                 source = color.find_colorspace(cfg, src)
             with context(input="dst"):

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from ..core import color
-from ..core.errors import error
+from ..core.errors import LatentmirrorError, context, error
+from ..core.frames.patterns import parse_pattern
 from ..host import Host, current_host, preview_indices
 
 CATEGORY = "latentmirror"
@@ -83,6 +84,46 @@ def display_previews(
         return []
     chosen = rgb[preview_indices(len(rgb))]
     return host.preview_images(color.to_display(chosen, cfg, colorspace), prefix) or []
+
+
+# Paths nodes are given: every one goes through the host's PathRoots (host.py), so a shared
+# ComfyUI reads and writes only inside its folders; the frames of a sequence are checked each.
+def sequence_to_read(host: Host, path: str) -> str:
+    """A sequence pattern (or one file) resolved for reading. Its folder is checked, then every
+    frame file on disk, since a frame can be a link that leads out of the allowed folders."""
+    with context(input="path"):
+        resolved = host.input_path(path)
+        _check_frames(resolved, host.input_path)
+    return resolved
+
+
+def sequence_to_write(host: Host, path: str) -> str:
+    """A sequence pattern resolved for writing: its folder checked, then the frames already on
+    disk (a saver reads their headers to skip complete ones)."""
+    with context(input="path"):
+        resolved = host.output_path(path)
+        _check_frames(resolved, host.output_path)
+    return resolved
+
+
+def _check_frames(pattern_path: str, check: Callable[[str], str]) -> None:
+    try:
+        on_disk = parse_pattern(pattern_path).frames_on_disk()
+    except (LatentmirrorError, OSError):  # a bad pattern: the load or save reports it
+        return
+    for file in on_disk.values():
+        with context(file=file):
+            check(file)
+
+
+def ocio_config_to_read(host: Host, ocio_config: str) -> str:
+    """An ``ocio_config`` input: a file path goes through the host's roots like any read (a
+    relative one starts in ComfyUI's input/); empty ($OCIO) and ocio:// URIs are not files."""
+    value = ocio_config.strip()
+    if not value or value.startswith("ocio://"):
+        return ocio_config
+    with context(input="ocio_config"):
+        return host.input_path(value)
 
 
 # Input declarations in ComfyUI's (type, options) form, each with its tooltip.

@@ -31,6 +31,9 @@ from .common import (
     frame_progress,
     link_input,
     number_input,
+    ocio_config_to_read,
+    sequence_to_read,
+    sequence_to_write,
     text_input,
     to_numpy,
     to_tensor,
@@ -98,7 +101,7 @@ class LoadEXRSequence:
     def IS_CHANGED(cls, path: str, frames: str = "", **_ignored) -> str:
         """Files changed on disk make ComfyUI read the plate again."""
         try:
-            pattern = parse_pattern(current_host().input_path(path))
+            pattern = parse_pattern(sequence_to_read(current_host(), path))
             found = pattern.frames_on_disk()
         except Exception:  # the load itself reports a bad pattern, with context
             return f"unreadable:{path}"
@@ -120,8 +123,10 @@ class LoadEXRSequence:
     ):
         host = current_host()
         with context(node=self.DISPLAY_NAME):
+            path = sequence_to_read(host, path)
+            ocio_config = ocio_config_to_read(host, ocio_config)
             plate = load_sequence(
-                host.input_path(path),
+                path,
                 frames=frames,
                 missing=missing,
                 layer=layer,
@@ -231,6 +236,8 @@ class SaveEXRSequence:
     ):
         host = current_host()
         with context(node=self.DISPLAY_NAME):
+            path = sequence_to_write(host, path)
+            ocio_config = ocio_config_to_read(host, ocio_config)
             frames = output_frames(len(images), plate_info, start_frame)
             wanted = _frames_to_write(write_frames)
             if wanted is not None:  # a chunk of a shot: its pre-roll frames are not written
@@ -241,7 +248,7 @@ class SaveEXRSequence:
                 start_frame = frames[0] if frames else start_frame
             rgb = to_numpy(images)
             report = save_sequence(
-                host.output_path(path),
+                path,
                 rgb,
                 alpha=None if mask is None else to_numpy(mask),
                 plate=plate_info,
@@ -255,7 +262,7 @@ class SaveEXRSequence:
             cfg = color.resolve_config(ocio_config)
             previews = display_previews(rgb[..., :3], cfg, report.colorspace, "lm_save")
         if host.shot is not None:  # a shot's render log: the frames this run really wrote
-            pattern, written = parse_pattern(host.output_path(path)), set(report.written)
+            pattern, written = parse_pattern(path), set(report.written)
             for frame in frames:
                 if pattern.path_for(frame) in written:
                     host.shot.record_frame(frame, output=pattern.path_for(frame))

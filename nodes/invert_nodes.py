@@ -7,7 +7,7 @@ import os
 
 import torch
 
-from ..core.errors import context, error
+from ..core.errors import LatentmirrorError, context, error
 from ..core.fit import FIT_MODES
 from ..core.invert import PRECISIONS, SCHEDULES, Callbacks, InvertSettings, invert
 from ..core.latents import SPACES, LatentCache, load_latents, save_latents
@@ -392,9 +392,9 @@ class SaveLatentsNode:
         with context(node=self.DISPLAY_NAME, input="path"):
             if not path.strip():
                 raise error("path is empty")
+            if not path.lower().endswith(".safetensors"):  # before the check: it is the file
+                path += ".safetensors"
             target = current_host().output_path(path)
-            if not target.lower().endswith(".safetensors"):
-                target += ".safetensors"
             with context(file=target):
                 try:
                     written = save_latents(latent, target)
@@ -427,7 +427,7 @@ class LoadLatentsNode:
     def IS_CHANGED(cls, path: str, **_ignored):
         try:
             stat = os.stat(current_host().input_path(path))
-        except OSError:
+        except (OSError, LatentmirrorError):  # the load says why, with its context
             return f"missing:{path}"
         return f"{stat.st_size}:{stat.st_mtime_ns}"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 import time
@@ -40,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--models-dir", help="folder holding gan/ (default: ./models)")
     render.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1")
     render.add_argument("--quiet", action="store_true", help="no progress bars")
+    render.add_argument(
+        "--roots", metavar="DIR[:DIR...]",
+        help="nodes read and write only inside these folders (os.pathsep-separated), as in a "
+        "shared ComfyUI; default: anywhere",
+    )  # fmt: skip
     render.add_argument(
         "--chunk", type=int, default=0, metavar="N",
         help="render the shot N frames at a time (memory follows N, not the shot's length); "
@@ -115,12 +121,21 @@ def _render(args) -> int:
     from .headless import HeadlessHost
     from .runner import run_graph_file
 
+    roots = [r for r in args.roots.split(os.pathsep) if r] if args.roots is not None else None
     host = HeadlessHost(
-        device=args.device, models_dir=args.models_dir, show_progress=False if args.quiet else None
+        device=args.device,
+        models_dir=args.models_dir,
+        show_progress=False if args.quiet else None,
+        roots=roots,
     )
     set_host(host)
     host.install_interrupt_handler()
     backend = _chosen_backend(args)
+    if roots is not None and backend is not None and backend.where is not None:
+        raise LatentmirrorError(  # its workers or server do not get them: say so, not ignore
+            f"--roots applies to renders on this machine, not on {backend.where}; a ComfyUI "
+            "server has its own (LATENTMIRROR_ROOTS there)"
+        )
     if backend or args.chunk or args.log_json:
         return _render_shot(args, host, backend)
     started = time.perf_counter()

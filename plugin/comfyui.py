@@ -16,14 +16,22 @@ import numpy as np
 from ..host import (
     BUNDLED_MODELS,
     MODEL_EXTENSIONS,
+    ROOTS_ENV,
     Host,
+    PathRoots,
     Progress,
     bundled_first,
     file_stem,
+    roots_from_env,
     set_host,
 )
 
 PREVIEW_MAX_SIZE = 1024
+# extra_model_paths.yaml entries under this name are folders nodes may read and write, as
+# LATENTMIRROR_ROOTS is (ComfyUI files any entry of that file as a folder list under its name).
+ROOTS_YAML_KEY = "latentmirror_roots"
+ROOTS_SETTING = f"{ROOTS_ENV} or {ROOTS_YAML_KEY} in extra_model_paths.yaml"
+_yaml_roots: list[str] = []  # taken out of folder_paths at registration (see _claim_yaml_roots)
 
 
 def running_in_comfyui() -> bool:
@@ -36,6 +44,7 @@ def register() -> dict:
     from ..nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
     if running_in_comfyui():
+        _claim_yaml_roots()
         _register_model_folders()
         _release_models_with_comfyui()
         set_host(ComfyUIHost())
@@ -58,6 +67,17 @@ def _register_model_folders() -> None:
         folder_paths.folder_names_and_paths[kind] = (paths, set(known) | set(extensions))
         folder_paths.filename_list_cache.pop(kind, None)  # it does not notice new extensions
         os.makedirs(default, exist_ok=True)
+
+
+def _claim_yaml_roots() -> None:
+    """Move extra_model_paths.yaml's ``latentmirror_roots`` folders out of ComfyUI's model
+    folders: left there, its /models/latentmirror_roots route would walk and list the whole of
+    the studio's storage for anyone who asks."""
+    import folder_paths
+
+    paths, _extensions = folder_paths.folder_names_and_paths.pop(ROOTS_YAML_KEY, ([], set()))
+    _yaml_roots.extend(p for p in paths if p not in _yaml_roots)
+    folder_paths.filename_list_cache.pop(ROOTS_YAML_KEY, None)
 
 
 def _release_models_with_comfyui() -> None:
@@ -121,15 +141,25 @@ class ComfyUIHost(Host):
 
         return folder_paths.get_full_path(kind, name)
 
-    def input_path(self, path: str) -> str:
+    def path_roots(self) -> PathRoots:
+        """A shared server stays closed: nodes read from input/ and output/ (our own renders and
+        latents), write to output/, and both in the studio's roots (plates on shared storage).
+        Relative paths start in input/ (reads) and output/ (writes). Read at each use, so a
+        changed setting needs no restart of the pack."""
         import folder_paths
 
-        return _under(folder_paths.get_input_directory(), path)
-
-    def output_path(self, path: str) -> str:
-        import folder_paths
-
-        return _under(folder_paths.get_output_directory(), path)
+        inputs, outputs = folder_paths.get_input_directory(), folder_paths.get_output_directory()
+        studio = tuple(studio_roots())
+        return PathRoots(
+            readable=(inputs, outputs, *studio),
+            writable=(outputs, *studio),
+            read_base=inputs,
+            write_base=outputs,
+            described_as={
+                "read": f"ComfyUI's input/ and output/, and {ROOTS_SETTING}",
+                "write": f"ComfyUI's output/, and {ROOTS_SETTING}",
+            },
+        )
 
     @property
     def wants_previews(self) -> bool:
@@ -166,6 +196,7 @@ def _temp_png(rgb: np.ndarray, filename: str) -> dict:
     return {"filename": filename, "subfolder": "", "type": "temp"}
 
 
-def _under(root: str, path: str) -> str:
-    path = os.path.expanduser(path)
-    return path if os.path.isabs(path) else os.path.join(root, path)
+def studio_roots() -> list[str]:
+    """The studio's folders: $LATENTMIRROR_ROOTS, then extra_model_paths.yaml's entries named
+    ``latentmirror_roots`` (ComfyUI reads that file before it loads the pack)."""
+    return [*roots_from_env(), *_yaml_roots]

@@ -1,7 +1,8 @@
-"""The headless CLI's host: the plain host with progress bars on stderr and Ctrl-C."""
+"""The headless CLI's host: the plain host with progress bars on stderr, Ctrl-C, and ``--roots``."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -9,7 +10,7 @@ import threading
 from tqdm import tqdm
 
 from ..core.errors import LatentmirrorError
-from ..host import PlainHost, Progress
+from ..host import PathRoots, PlainHost, Progress
 
 
 class Interrupted(LatentmirrorError):
@@ -40,17 +41,33 @@ class _BarProgress(Progress):
 
 class HeadlessHost(PlainHost):
     """``--device`` and ``--models-dir`` as the plain host takes them, progress bars when
-    stderr is a terminal (``show_progress``), and Ctrl-C between steps."""
+    stderr is a terminal (``show_progress``), and Ctrl-C between steps. ``roots`` (``--roots``):
+    nodes read and write only inside these folders, as in a shared ComfyUI; None: anywhere."""
 
     name = "headless"
 
     def __init__(
-        self, device: str = "auto", models_dir: str | None = None, show_progress: bool | None = None
+        self,
+        device: str = "auto",
+        models_dir: str | None = None,
+        show_progress: bool | None = None,
+        roots: list[str] | None = None,
     ):
         super().__init__(device, models_dir)
+        self._roots = None if roots is None else tuple(os.path.abspath(r) for r in roots)
         self._show_progress = sys.stderr.isatty() if show_progress is None else show_progress
         self.quiet_progress = not self._show_progress
         self.interrupt_requested = threading.Event()
+
+    def path_roots(self) -> PathRoots:
+        if self._roots is None:
+            return PathRoots()
+        given = f"--roots {os.pathsep.join(self._roots)}"
+        return PathRoots(
+            readable=self._roots,
+            writable=self._roots,
+            described_as={"read": given, "write": given},
+        )
 
     def progress(self, total: int, description: str) -> Progress:
         return _BarProgress(total, description, self._show_progress)

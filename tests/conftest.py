@@ -3,6 +3,9 @@ modules) are in support.py."""
 
 from __future__ import annotations
 
+import sys
+import types
+
 import numpy as np
 import pytest
 
@@ -95,3 +98,74 @@ def plate(tmp_path, monkeypatch) -> str:
     """An 8-frame 64x36 ACEScg plate (frames 1001-1008); returns its #### pattern."""
     monkeypatch.delenv("OCIO", raising=False)
     return installers_module("demo_plate").write_plate(str(tmp_path / "plate"), 8, 64, 36)
+
+
+class ComfyInterrupted(Exception):
+    """What the stand-in comfy.model_management raises once interrupted."""
+
+
+@pytest.fixture
+def comfy_modules(tmp_path, monkeypatch):
+    """Stand-ins for the few ComfyUI modules the ComfyUI host uses (folder_paths, comfy.utils,
+    comfy.model_management), in the shape of ComfyUI's, with input/, output/, temp/ and models/
+    under tmp_path/ComfyUI. CI cannot install ComfyUI (it is not on PyPI); see the README for
+    the check in a real ComfyUI. Call ``comfyui.register()`` to make the ComfyUI host current.
+    """
+    from latentmirror import host
+    from latentmirror.plugin import comfyui
+
+    base = tmp_path / "ComfyUI"
+    for name in ("models", "input", "output", "temp"):
+        (base / name).mkdir(parents=True)
+    folder_paths = types.ModuleType("folder_paths")
+    folder_paths.models_dir = str(base / "models")
+    # as extra_model_paths.yaml leaves it: another folder, no extensions (= any file)
+    folder_paths.folder_names_and_paths = {"gan": ([str(tmp_path / "shared_gans")], set())}
+    folder_paths.filename_list_cache = {"gan": "stale"}
+    folder_paths.get_input_directory = lambda: str(base / "input")
+    folder_paths.get_output_directory = lambda: str(base / "output")
+    folder_paths.get_temp_directory = lambda: str(base / "temp")
+    folder_paths.get_folder_paths = lambda kind: folder_paths.folder_names_and_paths[kind][0]
+
+    progress_log = []
+    utils = types.ModuleType("comfy.utils")
+
+    class ProgressBar:
+        def __init__(self, total):
+            self.total = total
+
+        def update_absolute(self, value, total=None, preview=None):
+            progress_log.append((value, total))
+
+    utils.ProgressBar = ProgressBar
+    management = types.ModuleType("comfy.model_management")
+    management.interrupted = False
+
+    def throw_if_interrupted():
+        if management.interrupted:
+            raise ComfyInterrupted()
+
+    management.throw_exception_if_processing_interrupted = throw_if_interrupted
+    management.unloaded = []
+    management.unload_all_models = lambda: management.unloaded.append(True)
+    comfy = types.ModuleType("comfy")
+    comfy.utils, comfy.model_management = utils, management
+    for name, module in {
+        "folder_paths": folder_paths,
+        "comfy": comfy,
+        "comfy.utils": utils,
+        "comfy.model_management": management,
+    }.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    comfyui.register.cache_clear()
+    monkeypatch.setattr(comfyui, "_yaml_roots", [])  # latentmirror_roots claimed by register()
+    monkeypatch.delenv("LATENTMIRROR_ROOTS", raising=False)
+    yield types.SimpleNamespace(
+        base=base,
+        folder_paths=folder_paths,
+        management=management,
+        progress=progress_log,
+        Interrupted=ComfyInterrupted,
+    )
+    comfyui.register.cache_clear()
+    host.set_host(None)

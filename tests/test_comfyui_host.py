@@ -5,9 +5,6 @@ folder_paths / comfy.utils / comfy.model_management (see the README for the chec
 ComfyUI). Everything else here (OCIO, OIIO, PNG writing) is real.
 """
 
-import sys
-import types
-
 import cv2
 import numpy as np
 import pytest
@@ -15,63 +12,6 @@ import pytest
 from latentmirror import host
 from latentmirror.nodes.exr_nodes import LoadEXRSequence
 from latentmirror.plugin import comfyui
-
-
-class Interrupted(Exception):
-    pass
-
-
-@pytest.fixture
-def comfy_modules(tmp_path, monkeypatch):
-    base = tmp_path / "ComfyUI"
-    for name in ("models", "input", "output", "temp"):
-        (base / name).mkdir(parents=True)
-    folder_paths = types.ModuleType("folder_paths")
-    folder_paths.models_dir = str(base / "models")
-    # as extra_model_paths.yaml leaves it: another folder, no extensions (= any file)
-    folder_paths.folder_names_and_paths = {"gan": ([str(tmp_path / "shared_gans")], set())}
-    folder_paths.filename_list_cache = {"gan": "stale"}
-    folder_paths.get_input_directory = lambda: str(base / "input")
-    folder_paths.get_output_directory = lambda: str(base / "output")
-    folder_paths.get_temp_directory = lambda: str(base / "temp")
-    folder_paths.get_folder_paths = lambda kind: folder_paths.folder_names_and_paths[kind][0]
-
-    progress_log = []
-    utils = types.ModuleType("comfy.utils")
-
-    class ProgressBar:
-        def __init__(self, total):
-            self.total = total
-
-        def update_absolute(self, value, total=None, preview=None):
-            progress_log.append((value, total))
-
-    utils.ProgressBar = ProgressBar
-    management = types.ModuleType("comfy.model_management")
-    management.interrupted = False
-
-    def throw_if_interrupted():
-        if management.interrupted:
-            raise Interrupted()
-
-    management.throw_exception_if_processing_interrupted = throw_if_interrupted
-    management.unloaded = []
-    management.unload_all_models = lambda: management.unloaded.append(True)
-    comfy = types.ModuleType("comfy")
-    comfy.utils, comfy.model_management = utils, management
-    for name, module in {
-        "folder_paths": folder_paths,
-        "comfy": comfy,
-        "comfy.utils": utils,
-        "comfy.model_management": management,
-    }.items():
-        monkeypatch.setitem(sys.modules, name, module)
-    comfyui.register.cache_clear()
-    yield types.SimpleNamespace(
-        base=base, folder_paths=folder_paths, management=management, progress=progress_log
-    )
-    comfyui.register.cache_clear()
-    host.set_host(None)
 
 
 def test_register_adds_gan_folder_and_host(comfy_modules):
@@ -102,9 +42,8 @@ def test_comfyui_unload_models_releases_our_gan_cache(comfy_modules, tmp_path):
 
 def test_loader_previews_through_the_display_view(comfy_modules, plate_factory):
     comfyui.register()
-    pattern = plate_factory(frames=(1001, 1002))
+    pattern = plate_factory(frames=(1001, 1002), folder=comfy_modules.base / "input" / "plate")
     relative = "plate/" + pattern.rsplit("/", 1)[1]
-    (comfy_modules.base / "input" / "plate").symlink_to(pattern.rsplit("/", 1)[0])
     returned = LoadEXRSequence().load(relative, "", "error")  # relative: ComfyUI's input folder
     previews = returned["ui"]["images"]
     assert len(previews) == 2 and previews[0]["type"] == "temp"
@@ -117,8 +56,9 @@ def test_loader_previews_through_the_display_view(comfy_modules, plate_factory):
 def test_interrupt_stops_between_frames(comfy_modules, plate_factory):
     comfyui.register()
     comfy_modules.management.interrupted = True
-    with pytest.raises(Interrupted):
-        LoadEXRSequence().load(plate_factory(frames=(1001, 1002, 1003)), "", "error")
+    inside = comfy_modules.base / "input" / "plate"  # ComfyUI reads inside its folders only
+    with pytest.raises(comfy_modules.Interrupted):
+        LoadEXRSequence().load(plate_factory(frames=(1001, 1002, 1003), folder=inside), "", "error")
     assert comfy_modules.progress == [(1, 3)]
 
 
