@@ -97,7 +97,7 @@ def _count(table: dict, value: str, frame: int) -> None:
 # What architecture["format"] means, for people.
 _FORMAT_NAMES = {
     "nvlabs-pickle": "NVlabs PyTorch network pickle",
-    "tensorflow-pickle": "TensorFlow StyleGAN2 pickle (read as data: its embedded code is never run)",
+    "tensorflow-pickle": "TensorFlow StyleGAN2 pickle (read as data; its code is never run)",
     "rosinality": "rosinality stylegan2-pytorch checkpoint",
     "safetensors": "latentmirror .safetensors",
 }

@@ -174,7 +174,9 @@ _D_RULES = [
 def _layer_variable(res: int, conv: str, part: str, t: torch.Tensor) -> tuple[str, np.ndarray]:
     """A synthesis layer's tensor -> (TF name, array)."""
     log2 = int(math.log2(res))
-    scope = "4x4/Conv" if res == 4 else f"{res}x{res}/" + ("Conv0_up" if conv == "conv0" else "Conv1")
+    scope = (
+        "4x4/Conv" if res == 4 else f"{res}x{res}/" + ("Conv0_up" if conv == "conv0" else "Conv1")
+    )
     up = res > 4 and conv == "conv0"
     if part == "noise_const":
         index = 0 if res == 4 else 2 * log2 - (5 if conv == "conv0" else 4)
@@ -210,9 +212,7 @@ def tf_variables(net: torch.nn.Module, generator: bool) -> dict[str, np.ndarray]
     return out
 
 
-def tf_generator(
-    G, static_kwargs: dict, name: str = "Gs", ada: bool = False
-) -> _NetworkState:
+def tf_generator(G, static_kwargs: dict, name: str = "Gs", ada: bool = False) -> _NetworkState:
     """A TF ``G_main`` network (with mapping and synthesis components) from our G."""
     variables = tf_variables(G, generator=True)
     parts: dict[str, dict] = {"": {}, "mapping": {}, "synthesis": {}}

@@ -76,7 +76,7 @@ def load_gan(
         spec = _spec_from_safetensors(data, path)
     elif kind == "pickle":
         networks = safe_pickle.load_pickle(data, path)
-        if tf_pickle.is_tf_networks(networks):
+        if tf_pickle.holds_tf_network(networks):
             spec = _spec_from_tf(networks, path)
         else:
             spec = _spec_from_nvlabs(networks, path)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import error
-from .tf_pickle import TFNetwork
+from .tf_pickle import TFNetwork, is_tf_networks
 
 # Build functions of the TF networks we convert (stylegan2 TF, then stylegan2-ada TF).
 GENERATOR_FUNCS = ("G_main",)
@@ -58,8 +58,14 @@ class TFConversion:
     d_state: dict[str, torch.Tensor]
 
 
-def convert_tf_pickle(networks: tuple[TFNetwork, TFNetwork, TFNetwork], path: str) -> TFConversion:
+def convert_tf_pickle(networks: Any, path: str) -> TFConversion:
     """``(G, D, Gs)`` -> ``Gs`` (the moving average generator, our G_ema) and ``D``."""
+    if not is_tf_networks(networks):
+        raise error(
+            "wrong kind of pickle: it holds TensorFlow networks ('dnnlib.tflib.network.Network'), "
+            "but not the (G, D, Gs) tuple of a TensorFlow StyleGAN2 network pickle",
+            file=path,
+        )
     _g, d, gs = networks
     g_kwargs, g_state = convert_generator(gs, path)
     d_kwargs, d_state = convert_discriminator(d, path)
@@ -283,7 +289,9 @@ def _synthesis(kw: _Kwargs, var: _Variables, state: dict[str, torch.Tensor]) -> 
         if use_noise:
             strength = var.take(f"{tf}/noise_strength", 0)
             state[f"{ours}.noise_strength"] = _tensor(strength)
-            state[f"{ours}.noise_const"] = _tensor(var.take(f"synthesis/noise{noise_index}", 4)[0, 0])
+            state[f"{ours}.noise_const"] = _tensor(
+                var.take(f"synthesis/noise{noise_index}", 4)[0, 0]
+            )
 
     def torgb(res: int) -> None:
         tf, ours = f"synthesis/{res}x{res}/ToRGB", f"synthesis.b{res}.torgb"

@@ -63,9 +63,7 @@ class TFNetwork:
             raise pickle.UnpicklingError("TensorFlow network whose static_kwargs are not a dict")
         self.static_kwargs = {k: _plain(v) for k, v in kwargs.items()}
         components = state.get("components") or {}
-        if not isinstance(components, dict) or not all(
-            _is_built(c) for c in components.values()
-        ):
+        if not isinstance(components, dict) or not all(_is_built(c) for c in components.values()):
             raise pickle.UnpicklingError("TensorFlow network whose components are not networks")
         self.components = dict(components)
         self.variables = _variables(state["variables"])
@@ -127,3 +125,9 @@ def _variables(value: Any) -> dict[str, np.ndarray]:
 def is_tf_networks(obj: Any) -> bool:
     """Whether an unpickled object is a TF StyleGAN2 pickle's ``(G, D, Gs)`` tuple."""
     return isinstance(obj, tuple) and len(obj) == 3 and all(_is_built(n) for n in obj)
+
+
+def holds_tf_network(obj: Any) -> bool:
+    """Whether an unpickled object is, or is a tuple holding, a TF network (maybe incomplete)."""
+    items = obj if isinstance(obj, tuple) else (obj,)
+    return any(isinstance(n, TFNetwork) for n in items)
