@@ -196,7 +196,10 @@ ALLOWED_GLOBALS.update(
 )
 
 # Hints for globals that tell what kind of file this is.
-_HINTS: dict[str, str] = {}
+_HINTS = {
+    "dnnlib.tflib": "only the network records of TensorFlow StyleGAN2 pickles "
+    "('dnnlib.tflib.network.Network') are supported from TensorFlow's dnnlib",
+}
 
 
 class RefusedGlobal(pickle.UnpicklingError):

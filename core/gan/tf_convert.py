@@ -352,7 +352,9 @@ def convert_discriminator(net: TFNetwork, path: str) -> tuple[dict, dict[str, to
     # features; its default group is 4 (D_stylegan2) or the whole batch (D_main: None).
     group = kw.get("mbstd_group_size", None if ada else 4)
     features = kw.get("mbstd_num_features", 1)
-    if not ada and group <= 1:
+    if group is not None and not (isinstance(group, int) and group >= 0):
+        kw.refuse("mbstd_group_size", group, "a group size expected")
+    if not ada and (group is None or group <= 1):
         features = 0
 
     state: dict[str, torch.Tensor] = {}
