@@ -94,6 +94,23 @@ def _count(table: dict, value: str, frame: int) -> None:
     table.setdefault(value, []).append(frame)
 
 
+# What architecture["format"] means, for people.
+_FORMAT_NAMES = {
+    "nvlabs-pickle": "NVlabs PyTorch network pickle",
+    "tensorflow-pickle": "TensorFlow StyleGAN2 pickle (read as data; its code is never run)",
+    "rosinality": "rosinality stylegan2-pytorch checkpoint",
+    "safetensors": "latentmirror .safetensors",
+}
+
+
+def _architectures(arch: dict) -> str:
+    """'generator skip, discriminator resnet' from the networks' init kwargs."""
+    g_kwargs = arch["generator"].get("kwargs", {})
+    g = (g_kwargs.get("synthesis_kwargs") or {}).get("architecture", g_kwargs.get("architecture"))
+    d = (arch.get("discriminator") or {}).get("kwargs", {}).get("architecture")
+    return f"generator {g or '-'}, discriminator {d or '-'}"
+
+
 def describe_model(path: str) -> str:
     """Architecture, resolution, num_ws, parameter counts and content hash of a GAN file."""
     from ..core.gan import load_gan
@@ -105,6 +122,8 @@ def describe_model(path: str) -> str:
     lines = [
         f"model: {path}",
         f"kind: {model.kind} ({arch.get('format', '?')})",
+        f"format: {_FORMAT_NAMES.get(arch.get('format'), arch.get('format', '?'))}",
+        f"architecture: {_architectures(arch)}",
         f"resolution: {model.resolution}x{model.resolution}, {model.img_channels} channels",
         f"z_dim: {model.z_dim}, w_dim: {model.w_dim}, num_ws: {model.num_ws}, c_dim: {model.c_dim}",
         f"generator: {generator['class']}, {model.parameter_count():,} parameters",

@@ -415,7 +415,8 @@ def test_safetensors_without_our_metadata(tmp_path):
 
 
 def test_tensorflow_pickle_is_named(tmp_path):
-    # A TF-era NVlabs pickle names dnnlib.tflib.network.Network: refused, with a hint.
+    # A TF network that is not the (G, D, Gs) tuple of a TF StyleGAN2 pickle: named, refused
+    # (the real TF pickles load: tests/test_gan_tf_pickle.py).
     blob = b"\x80\x03cdnnlib.tflib.network\nNetwork\nq\x00)\x81q\x01."
     (tmp_path / "tf.pkl").write_bytes(blob)
     err = _fails(tmp_path / "tf.pkl", "'dnnlib.tflib.network.Network'")

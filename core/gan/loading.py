@@ -24,12 +24,13 @@ import torch
 
 from ..errors import error
 from ..storage import write_atomically
-from . import safe_pickle
+from . import safe_pickle, tf_convert, tf_pickle
 from .model import GanModel
 
 FORMAT_ID = "latentmirror-gan"
 FORMAT_VERSION = 1
 METADATA_KEY = "latentmirror"
+TF_FORMAT = "tensorflow-pickle"  # architecture["format"] of a TensorFlow StyleGAN2 pickle
 # Images StyleGAN2/3 were trained at, as far as our networks are tested.
 RESOLUTIONS = {"stylegan2": (4, 1024), "stylegan3": (16, 1024)}
 
@@ -60,7 +61,8 @@ def load_gan(
 ) -> GanModel:
     """Load a StyleGAN2/3 generator (and discriminator, when the file has one).
 
-    ``path``: an NVlabs network pickle, a rosinality checkpoint or our ``.safetensors``.
+    ``path``: an NVlabs network pickle (PyTorch, or TensorFlow StyleGAN2), a rosinality
+    checkpoint or our ``.safetensors``.
     ``content_hash``: the file's sha256 when the caller has it already (the model cache hashes
     the file to find it), so a large file is not hashed twice.
     Nothing from the file is executed. Raises LatentmirrorError naming the file for a missing,
@@ -73,7 +75,11 @@ def load_gan(
     if kind == "safetensors":
         spec = _spec_from_safetensors(data, path)
     elif kind == "pickle":
-        spec = _spec_from_nvlabs(safe_pickle.load_pickle(data, path), path)
+        networks = safe_pickle.load_pickle(data, path)
+        if tf_pickle.holds_tf_network(networks):
+            spec = _spec_from_tf(networks, path)
+        else:
+            spec = _spec_from_nvlabs(networks, path)
     else:  # a torch.save file
         spec = _spec_from_torch(safe_pickle.load_torch(data, path), path)
     generator, discriminator = _build(spec, path)
@@ -197,6 +203,14 @@ def _spec_from_nvlabs(obj: object, path: str) -> _Spec:
             spec.d_class, spec.d_kwargs, spec.d_state = d.class_name, d.init_kwargs, d.state
         else:
             warnings.warn(f"{path}: unknown discriminator '{d.class_name}' left out", stacklevel=3)
+    return spec
+
+
+def _spec_from_tf(networks: tuple, path: str) -> _Spec:
+    """A TensorFlow StyleGAN2 pickle's (G, D, Gs): Gs as our generator, and D."""
+    tf = tf_convert.convert_tf_pickle(networks, path)
+    spec = _Spec("stylegan2", TF_FORMAT, "Generator", tf.g_kwargs, tf.g_state)
+    spec.d_class, spec.d_kwargs, spec.d_state = "Discriminator", tf.d_kwargs, tf.d_state
     return spec
 
 

@@ -11,7 +11,10 @@ each mapped to a function of ours:
   state); ``module_src`` is dropped unread;
 - tensors are rebuilt with weights-only semantics: the storage bytes inside the pickle are a
   ``torch.save`` payload that is read with ``torch.load(..., weights_only=True)``;
-- ``OrderedDict``, ``set``, NVlabs' ``EasyDict`` and numpy arrays/scalars become plain data.
+- ``OrderedDict``, ``set``, NVlabs' ``EasyDict`` and numpy arrays/scalars become plain data
+  (numpy values through :mod:`.pickled_numpy`, plain numeric dtypes only);
+- TensorFlow StyleGAN2 networks (``dnnlib.tflib.network.Network``) become
+  :class:`.tf_pickle.TFNetwork` records; their embedded source is never run.
 
 Any other global (``os.system``, ``builtins.exec``, a class from the pickled source ...) stops the
 load before it is called, with a :class:`LatentmirrorError` that names the global and the file.
@@ -36,6 +39,7 @@ import numpy as np
 import torch
 
 from ..errors import error
+from . import pickled_numpy, tf_pickle
 
 # ----------------------------------------------------------------------------------------------
 # What a persistence record becomes.
@@ -100,7 +104,7 @@ def _record_from_meta(meta: Any) -> PersistentRecord:
             record.state[f"{child_name}.{key}"] = tensor
     record.attributes = {
         k: _plain(v)
-        for k, v in state.items()
+        for k, v in pickled_numpy.resolve(state).items()
         if not k.startswith("_") and isinstance(v, (bool, int, float, str, tuple, np.ndarray))
     }
     return record
@@ -156,37 +160,6 @@ def _rebuild_parameter(data, requires_grad=False, hooks=None, *rest):
     return _checked_tensor(data, "parameter").detach()
 
 
-# ----------------------------------------------------------------------------------------------
-# numpy values (StyleGAN3 modules keep sizes and sampling rates as numpy arrays and scalars).
-
-
-def _numpy_core():
-    try:
-        from numpy._core import multiarray  # numpy >= 2
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core import multiarray
-    return multiarray
-
-
-def _numpy_reconstruct(subtype, shape, dtype):
-    if subtype is not np.ndarray:
-        raise pickle.UnpicklingError("only plain numpy arrays are allowed")
-    return _numpy_core()._reconstruct(np.ndarray, shape, dtype)
-
-
-def _numpy_scalar(dtype, data=None):
-    if not isinstance(dtype, np.dtype) or dtype.hasobject:
-        raise pickle.UnpicklingError("only numeric numpy scalars are allowed")
-    return _numpy_core().scalar(dtype, data)
-
-
-def _numpy_dtype(spec, align=False, copy=False):
-    dtype = np.dtype(spec, align, copy)
-    if dtype.hasobject:  # object arrays would unpickle arbitrary contents by themselves
-        raise pickle.UnpicklingError("numpy object arrays are not allowed")
-    return dtype
-
-
 def _codecs_encode(text, encoding="utf-8"):
     """Protocol-2 pickles store bytes as ``_codecs.encode(str, 'latin1')``."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
@@ -211,13 +184,11 @@ ALLOWED_GLOBALS: dict[str, Callable | type] = {
     "__builtin__.frozenset": frozenset,
     "dnnlib.EasyDict": _EasyDict,
     "dnnlib.util.EasyDict": _EasyDict,
-    "numpy.core.multiarray._reconstruct": _numpy_reconstruct,
-    "numpy._core.multiarray._reconstruct": _numpy_reconstruct,
-    "numpy.core.multiarray.scalar": _numpy_scalar,
-    "numpy._core.multiarray.scalar": _numpy_scalar,
-    "numpy.ndarray": np.ndarray,
-    "numpy.dtype": _numpy_dtype,
     "_codecs.encode": _codecs_encode,
+    # numpy values (StyleGAN3 sizes and sampling rates, TensorFlow variables), rebuilt by us.
+    **pickled_numpy.GLOBALS,
+    # TensorFlow StyleGAN2 networks, as data records (their embedded source is never run).
+    tf_pickle.NETWORK_GLOBAL: tf_pickle.TFNetwork,
 }
 # torch dtypes, only as values (``_rebuild_tensor_v3`` takes one).
 ALLOWED_GLOBALS.update(
@@ -226,8 +197,8 @@ ALLOWED_GLOBALS.update(
 
 # Hints for globals that tell what kind of file this is.
 _HINTS = {
-    "dnnlib.tflib": "this is a TensorFlow StyleGAN pickle; only the PyTorch pickles of "
-    "stylegan2-ada-pytorch and stylegan3 are supported",
+    "dnnlib.tflib": "only the network records of TensorFlow StyleGAN2 pickles "
+    "('dnnlib.tflib.network.Network') are supported from TensorFlow's dnnlib",
 }
 
 
