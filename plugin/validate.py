@@ -63,9 +63,10 @@ def validate_graph(graph: dict[str, GraphNode], classes: dict, local_paths: bool
         if node_class is None:
             continue  # reported above
         node_problems = _input_problems(node, node_class, graph, classes)
+        reported = {p.where.input for p in node_problems}
         check = NODE_CHECKS.get(node_class)
-        if check is not None and not node_problems:
-            node_problems += check(node, local_paths)
+        if check is not None:
+            node_problems += [p for p in check(node, local_paths) if p.where.input not in reported]
         problems += [p.at(node=node_label(node, classes)) for p in node_problems]
     raise_all(problems, "the graph")
 
