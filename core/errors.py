@@ -59,6 +59,16 @@ def error(message: str, **where) -> LatentmirrorError:
     return LatentmirrorError(message, Where(**where))
 
 
+def raise_all(problems: list[LatentmirrorError], what: str) -> None:
+    """Raise every problem found at once, as ComfyUI lists every node error: one as itself,
+    several as one error with a line each. Nothing when ``problems`` is empty."""
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        listed = "".join(f"\n  {problem}" for problem in problems)
+        raise LatentmirrorError(f"{len(problems)} problems in {what}; nothing was run:{listed}")
+
+
 @contextmanager
 def context(**where) -> Iterator[None]:
     """Add context to any LatentmirrorError raised inside: ``with context(input="frames"): ...``."""

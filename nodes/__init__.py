@@ -1,6 +1,7 @@
 """One thin class per node. Node ids and input names are public (docs/NODES.md)."""
 
 from .color_nodes import OCIOTransform
+from .common import refuse_non_finite_numbers
 from .exr_nodes import LoadEXRSequence, SaveEXRSequence
 from .gan_nodes import LoadGAN, SampleGAN
 from .invert_nodes import (
@@ -25,4 +26,6 @@ NODE_CLASS_MAPPINGS = {
     "LM_LoadLatents": LoadLatentsNode,
     "LM_Resynthesize": ResynthesizeNode,
 }
+for _node_class in NODE_CLASS_MAPPINGS.values():
+    refuse_non_finite_numbers(_node_class)
 NODE_DISPLAY_NAME_MAPPINGS = {key: cls.DISPLAY_NAME for key, cls in NODE_CLASS_MAPPINGS.items()}

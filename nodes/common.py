@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -148,3 +150,30 @@ OCIO_CONFIG_TOOLTIP = (
     "OCIO config: a file path or a built-in URI (ocio://studio-config-latest). "
     "Empty: $OCIO, else OCIO's built-in studio config."
 )
+
+
+def require_finite(value, input_name: str):
+    """Refuse NaN and Inf for a number input (ComfyUI checks only min and max, which NaN passes,
+    and a NaN setting would quietly turn every pixel it touches into NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise error(f"{value} is not a finite number", input=input_name)
+    return value
+
+
+def refuse_non_finite_numbers(node_class: type) -> type:
+    """Make the node's function refuse NaN and Inf in its INT and FLOAT inputs, whichever host
+    calls it (nodes/__init__.py applies it to every node)."""
+    function = getattr(node_class, node_class.FUNCTION)
+
+    @functools.wraps(function)
+    def checked(self, *args, **kwargs):
+        types = node_class.INPUT_TYPES()
+        with context(node=getattr(node_class, "DISPLAY_NAME", node_class.__name__)):
+            for section in ("required", "optional"):
+                for name, spec in types.get(section, {}).items():
+                    if name in kwargs and spec[0] in ("INT", "FLOAT"):
+                        require_finite(kwargs[name], name)
+        return function(self, *args, **kwargs)
+
+    setattr(node_class, node_class.FUNCTION, checked)
+    return node_class

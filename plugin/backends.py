@@ -11,6 +11,12 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
+# Measured (tests/benchmarks/bench_preroll.py, README): in one process the carried latent alone is
+# as close to a single pass as any pre-roll; a chunk that starts without it (a farm task, a Ray
+# task, the chunk after a resumed one) needs about 8 frames of pre-roll to get as close. Kept
+# here, with the options, so ``--help`` shows it without loading the render machinery.
+DEFAULT_PREROLL = 8
+
 
 @dataclass(frozen=True)
 class BackendEntry:

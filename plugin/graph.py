@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..core.errors import error
+from ..core.errors import LatentmirrorError, context, error, raise_all
+from ..core.storage import require_regular_file
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 # Frontend-only or display-only nodes: resolved (Reroute, PrimitiveNode) or left out.
@@ -28,87 +29,184 @@ class GraphNode:
 
 
 def load_graph(path: str, node_classes: dict) -> dict[str, GraphNode]:
-    """Read a graph file in either format."""
-    try:
-        with open(path, encoding="utf-8") as file:
-            data = json.load(file)
-    except FileNotFoundError:
-        raise error("graph file does not exist", file=path) from None
-    except json.JSONDecodeError as exc:
-        raise error(f"not a JSON graph: {exc}", file=path) from None
-    try:
-        if isinstance(data, dict) and isinstance(data.get("nodes"), list):
-            return from_ui_format(data, node_classes)
-        return from_api_format(data.get("prompt", data) if isinstance(data, dict) else data)
-    except (KeyError, TypeError, IndexError, ValueError) as exc:
-        raise error(f"malformed graph ({type(exc).__name__}: {exc})", file=path) from None
+    """Read a graph file in either format; anything that is not a readable JSON graph (a
+    folder, a FIFO, binary or non-UTF-8 content, JSON of another shape) is refused naming it."""
+    require_regular_file(path, "graph file")
+    with context(file=path):
+        try:
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
+        except UnicodeDecodeError as exc:
+            raise error(
+                f"the graph file is not UTF-8 text (byte {exc.start}): not a JSON graph"
+            ) from None
+        except OSError as exc:
+            raise error(f"the graph file cannot be read: {exc.strerror}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise error(f"not a JSON graph: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # 5000-digit numbers, nesting too deep
+            raise error(f"not a JSON graph: {exc}") from None
+        return graph_from_json(data, node_classes)
 
 
-def from_api_format(data: dict) -> dict[str, GraphNode]:
-    if not isinstance(data, dict) or not all(
-        isinstance(n, dict) and "class_type" in n for n in data.values()
-    ):
-        raise ValueError(
-            "expected ComfyUI API format (node id -> {class_type, inputs}) or the "
+def graph_from_json(data, node_classes: dict) -> dict[str, GraphNode]:
+    """A graph from parsed JSON in either format; a wrong shape is refused, every problem
+    found listed at once."""
+    if isinstance(data, dict) and isinstance(data.get("nodes"), list):
+        return from_ui_format(data, node_classes)
+    if isinstance(data, dict) and isinstance(data.get("prompt"), dict):
+        data = data["prompt"]
+    return from_api_format(data)
+
+
+def from_api_format(data) -> dict[str, GraphNode]:
+    if not isinstance(data, dict) or not data:
+        raise error(
+            "expected a ComfyUI graph: the API format (node id -> {class_type, inputs}) or the "
             "UI format (nodes, links)"
         )
-    return {
-        str(node_id): GraphNode(
-            id=str(node_id),
-            class_type=node["class_type"],
-            inputs={k: _api_input(v) for k, v in node.get("inputs", {}).items()},
-            title=node.get("_meta", {}).get("title", ""),
+    graph, problems = {}, []
+    for node_id, node in data.items():
+        node_id = str(node_id)
+        where = f"{node_id} (in the API format)"
+        if not isinstance(node, dict) or not isinstance(node.get("class_type"), str):
+            problems.append(error("expected {class_type, inputs} with class_type text", node=where))
+            continue
+        inputs = node.get("inputs", {})
+        if not isinstance(inputs, dict):
+            problems.append(
+                error(
+                    f"'inputs' is a {type(inputs).__name__}; expected an object "
+                    "(input name -> value, or [node id, output slot] for a link)",
+                    node=f"{node_id} ({node['class_type']})",
+                )
+            )
+            continue
+        meta = node.get("_meta")
+        title = meta.get("title", "") if isinstance(meta, dict) else ""
+        graph[node_id] = GraphNode(
+            node_id, node["class_type"], dict(inputs), title if isinstance(title, str) else ""
         )
-        for node_id, node in data.items()
-    }
-
-
-def _api_input(value):
-    if isinstance(value, list) and len(value) == 2 and isinstance(value[1], int):
-        return [str(value[0]), value[1]]
-    return value
+    raise_all(problems, "the graph")
+    return graph
 
 
 def from_ui_format(data: dict, node_classes: dict) -> dict[str, GraphNode]:
-    nodes = {str(n["id"]): n for n in data["nodes"]}
-    links = {link[0]: link for link in data.get("links", [])}
+    problems: list[LatentmirrorError] = []
+    nodes = _ui_nodes(data["nodes"], problems)
+    links = _ui_links(data.get("links", []), problems)
+    raise_all(problems, "the graph")
     graph = {}
     for node_id, node in nodes.items():
         if node.get("mode", 0) in (MUTED, BYPASSED) or node["type"] in UI_ONLY_TYPES:
             continue
-        inputs = _widget_inputs(node, node_classes.get(node["type"]))
-        for slot in node.get("inputs", []):
-            if slot.get("link") is None:
-                continue
-            origin = _follow_link(links[slot["link"]], nodes, links)
-            if origin is not None:
-                inputs[slot["name"]] = origin
-        graph[node_id] = GraphNode(node_id, node["type"], inputs, node.get("title", ""))
+        label = f"{node_id} ({node.get('title') or node['type']})"
+        try:
+            inputs = _widget_inputs(node, node_classes.get(node["type"]))
+            for slot in node.get("inputs") or []:
+                if not isinstance(slot, dict) or not isinstance(slot.get("name"), str):
+                    raise error("an entry of its 'inputs' is not {name, link}")
+                if slot.get("link") is None:
+                    continue
+                origin = _follow_link(slot["link"], nodes, links, set())
+                if origin is not None:
+                    inputs[slot["name"]] = origin
+        except LatentmirrorError as exc:
+            problems.append(exc.at(node=label))
+            continue
+        title = node.get("title")
+        graph[node_id] = GraphNode(
+            node_id, node["type"], inputs, title if isinstance(title, str) else ""
+        )
+    raise_all(problems, "the graph")
     return graph
 
 
-def _follow_link(link: list, nodes: dict, links: dict) -> list | None:
+def _ui_nodes(entries: list, problems: list) -> dict[str, dict]:
+    """The UI format's nodes by id; entries without an id and a type are problems."""
+    nodes = {}
+    for index, node in enumerate(entries):
+        valid = (
+            isinstance(node, dict)
+            and isinstance(node.get("id"), (int, str))
+            and not isinstance(node.get("id"), bool)
+            and isinstance(node.get("type"), str)
+        )
+        if not valid:
+            problems.append(error(f"entry {index} of 'nodes' is not a node with an id and a type"))
+        elif not isinstance(node.get("inputs") or [], list):
+            where = f"{node['id']} ({node['type']})"
+            problems.append(error("its 'inputs' is not a list", node=where))
+        else:
+            nodes[str(node["id"])] = node
+    return nodes
+
+
+def _ui_links(entries, problems: list) -> dict:
+    """Link id -> (from node id, from slot, type), from the list form
+    ``[id, from_node, from_slot, to_node, to_slot, type]`` or the object form newer frontends
+    save (``{id, origin_id, origin_slot, ..., type}``)."""
+    if not isinstance(entries, list):
+        problems.append(error("'links' is not a list"))
+        return {}
+    links = {}
+    for index, link in enumerate(entries):
+        if isinstance(link, list) and len(link) >= 6:
+            link_id, origin, slot, link_type = link[0], link[1], link[2], link[5]
+        elif isinstance(link, dict):
+            link_id, origin, slot = link.get("id"), link.get("origin_id"), link.get("origin_slot")
+            link_type = link.get("type")
+        else:
+            link_id = origin = slot = link_type = None
+        if not (_is_id(link_id) and _is_id(origin) and _is_slot(slot)):
+            problems.append(
+                error(f"entry {index} of 'links' is not [id, from_node, from_slot, to_node, "
+                      "to_slot, type]")
+            )  # fmt: skip
+            continue
+        links[link_id] = (str(origin), slot, link_type)
+    return links
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+def _is_slot(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _follow_link(link_id, nodes: dict, links: dict, seen: set) -> list | None:
     """The real producer of a link, through Reroutes and bypassed nodes.
 
     None when the value comes from a PrimitiveNode (the target keeps it as a widget value) or a
     muted node (the input is then left unset).
     """
-    _link_id, origin_id, origin_slot, _target, _slot, link_type = link[:6]
-    origin = nodes[str(origin_id)]
+    if not _is_id(link_id) or link_id not in links:
+        raise error(f"its input refers to link {link_id!r}, which is not in the graph's 'links'")
+    if link_id in seen:
+        raise error("its input's link goes round in a loop through Reroute or bypassed nodes")
+    seen.add(link_id)
+    origin_id, origin_slot, link_type = links[link_id]
+    origin = nodes.get(origin_id)
+    if origin is None:
+        raise error(f"its input is linked to node {origin_id}, which is not in the graph")
     if origin["type"] == "PrimitiveNode" or origin.get("mode", 0) == MUTED:
         return None
     if origin["type"] == "Reroute" or origin.get("mode", 0) == BYPASSED:
         upstream = _pass_through_input(origin, origin_slot, link_type)
         if upstream is None or upstream.get("link") is None:
             return None
-        return _follow_link(links[upstream["link"]], nodes, links)
-    return [str(origin_id), origin_slot]
+        return _follow_link(upstream["link"], nodes, links, seen)
+    return [origin_id, origin_slot]
 
 
 def _pass_through_input(node: dict, output_slot: int, link_type: str) -> dict | None:
     """The input a bypassed node (or Reroute) passes to ``output_slot``: same type, same slot
     first, as ComfyUI's frontend does."""
-    inputs = node.get("inputs", [])
+    inputs = [i for i in node.get("inputs") or [] if isinstance(i, dict)]
     if node["type"] == "Reroute":
         return inputs[0] if inputs else None
     matching = [i for i in inputs if i.get("type") == link_type]
@@ -117,9 +215,11 @@ def _pass_through_input(node: dict, output_slot: int, link_type: str) -> dict | 
 
 
 def _widget_inputs(node: dict, node_class) -> dict:
-    values = node.get("widgets_values", [])
+    values = node.get("widgets_values") or []
     if isinstance(values, dict):  # some frontends save widgets by name
         return dict(values)
+    if not isinstance(values, list):
+        raise error("its 'widgets_values' is neither a list nor an object")
     if node_class is None:
         return {}
     inputs = {}
@@ -128,12 +228,28 @@ def _widget_inputs(node: dict, node_class) -> dict:
         if not is_widget(spec) or not queue:
             continue
         inputs[name] = queue.pop(0)
-        if has_control_widget(name, spec) and queue and queue[0] in CONTROL_VALUES:
+        if has_control_widget(name, spec) and queue and _is_control_value(queue[0]):
             queue.pop(0)  # the frontend's "control after generate" value that follows a seed
     return inputs
 
 
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
+
+
+def _is_control_value(value) -> bool:
+    return isinstance(value, str) and value in CONTROL_VALUES
+
+
+def is_link(value) -> bool:
+    """A link is exactly ``["node id", output slot]``; any other list is a (bad) value."""
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and isinstance(value[1], int)
+        and not isinstance(value[1], bool)
+        and value[1] >= 0
+    )
 
 
 def iter_input_specs(node_class):

@@ -1,7 +1,8 @@
 """The headless runner: executes a graph of the pack's own nodes without ComfyUI.
 
-Only nodes that feed an output node run, each once, in dependency order. Inputs are validated as
-ComfyUI would (combo choices, numeric bounds) and errors name the node id, title and input.
+Only nodes that feed an output node run, each once, in dependency order. The whole graph is
+validated first (plugin/validate.py), as ComfyUI does: every problem is reported, naming the node
+id, title and input, before any node runs.
 """
 
 from __future__ import annotations
@@ -12,15 +13,8 @@ from dataclasses import dataclass, field, replace
 
 from ..core.errors import LatentmirrorError, error
 from ..host import PlainHost, current_host, file_stem
-from .graph import (
-    DISPLAY_ONLY_TYPES,
-    UI_ONLY_TYPES,
-    GraphNode,
-    input_kind,
-    input_options,
-    iter_input_specs,
-    load_graph,
-)
+from .graph import GraphNode, is_link, iter_input_specs, load_graph
+from .validate import coerce_input, id_sort_key, node_label, validate_graph
 
 log = logging.getLogger("latentmirror")
 
@@ -99,13 +93,11 @@ def run_graph(graph: dict[str, GraphNode], classes: dict, plot_suffix: str = "")
     """Run the nodes that feed output nodes, in dependency order. Plots the nodes showed are
     written beside the outputs as ``<name>.png``, or ``<name>.<plot_suffix>.png`` (a shot's chunk
     names its own, so chunks rendered at once never share a file)."""
-    _refuse_unknown_nodes(graph, classes)
+    validate_graph(graph, classes)
     runnable = {k: n for k, n in graph.items() if n.class_type in classes}
     outputs = [
         k for k, n in runnable.items() if getattr(classes[n.class_type], "OUTPUT_NODE", False)
     ]
-    if not outputs:
-        raise error("the graph has no output node (such as Save EXR Sequence): nothing to render")
     host = current_host()
     if isinstance(host, PlainHost):
         host.plots.clear()  # left by a run that failed: they belong to no output of this one
@@ -116,7 +108,7 @@ def run_graph(graph: dict[str, GraphNode], classes: dict, plot_suffix: str = "")
         try:
             results[node_id], shown = _execute(node, classes[node.class_type], results)
         except LatentmirrorError as exc:
-            exc.where = replace(exc.where, node=_label(node, classes))
+            exc.where = replace(exc.where, node=node_label(node, classes))
             raise
         report.executed.append(node_id)
         if shown:
@@ -157,23 +149,6 @@ def _imwrite_rgb(path: str, image) -> bool:
         return False
 
 
-def _refuse_unknown_nodes(graph: dict[str, GraphNode], classes: dict) -> None:
-    unknown = [
-        n
-        for n in graph.values()
-        if n.class_type not in classes and n.class_type not in UI_ONLY_TYPES | DISPLAY_ONLY_TYPES
-    ]
-    if unknown:
-        listed = ", ".join(f"{n.id} ({n.class_type})" for n in unknown)
-        raise error(
-            f"the graph uses nodes latentmirror does not provide: {listed}. The headless "
-            "runner runs only latentmirror's nodes; run this graph in ComfyUI"
-        )
-    for node in graph.values():
-        if node.class_type in DISPLAY_ONLY_TYPES:
-            log.info("node %s (%s) only displays in ComfyUI; skipped", node.id, node.class_type)
-
-
 def execution_order(graph: dict[str, GraphNode], outputs: list[str]) -> list[str]:
     """Every node the outputs need, each after its inputs (depth-first, cycle-checked)."""
     order: list[str] = []
@@ -196,13 +171,9 @@ def execution_order(graph: dict[str, GraphNode], outputs: list[str]) -> list[str
         state[node_id] = "done"
         order.append(node_id)
 
-    for output in sorted(outputs, key=_id_sort_key):
+    for output in sorted(outputs, key=id_sort_key):
         visit(output, ())
     return order
-
-
-def is_link(value) -> bool:
-    return isinstance(value, list) and len(value) == 2 and isinstance(value[1], int)
 
 
 def _execute(node: GraphNode, node_class, results: dict) -> tuple[tuple, dict | None]:
@@ -215,8 +186,6 @@ def _execute(node: GraphNode, node_class, results: dict) -> tuple[tuple, dict | 
                 kwargs[name] = results[value[0]][value[1]]
             else:
                 kwargs[name] = coerce_input(name, value, spec)
-        elif "default" in input_options(spec) and required:
-            kwargs[name] = input_options(spec)["default"]
         elif required:
             raise error("required input is not set or connected", input=name)
     for name, kind in node_class.INPUT_TYPES().get("hidden", {}).items():
@@ -227,52 +196,3 @@ def _execute(node: GraphNode, node_class, results: dict) -> tuple[tuple, dict | 
     if isinstance(returned, dict):
         return tuple(returned.get("result", ())), returned.get("ui")
     return tuple(returned or ()), None
-
-
-def coerce_input(name: str, value, spec):
-    """A literal input converted and checked the way ComfyUI validates widget values."""
-    kind, options = input_kind(spec), input_options(spec)
-    try:
-        if kind == "COMBO":
-            choices = list(spec[0])
-            if value not in choices:
-                raise error(f"'{value}' is not one of: {', '.join(map(str, choices))}", input=name)
-            return value
-        if kind == "BOOLEAN":
-            return value if isinstance(value, bool) else _parse_bool(value, name)
-        if kind == "INT":
-            value = int(value)
-        elif kind == "FLOAT":
-            value = float(value)
-        elif kind == "STRING":
-            # a frame list a shot render set (a tuple of frames) stays one; typed values are text
-            return value if isinstance(value, tuple) else str(value)
-        else:
-            raise error(
-                f"a {kind} input must be connected to a node, not given a value", input=name
-            )
-    except (TypeError, ValueError):
-        raise error(f"'{value}' is not a valid {kind}", input=name) from None
-    if "min" in options and value < options["min"]:
-        raise error(f"{value} is below the minimum {options['min']}", input=name)
-    if "max" in options and value > options["max"]:
-        raise error(f"{value} is above the maximum {options['max']}", input=name)
-    return value
-
-
-def _parse_bool(value, name: str) -> bool:
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise error(f"'{value}' is not true or false", input=name)
-
-
-def _label(node: GraphNode, classes: dict) -> str:
-    name = node.title or getattr(classes.get(node.class_type), "DISPLAY_NAME", node.class_type)
-    return f"{node.id} ({name})"
-
-
-def _id_sort_key(node_id: str):
-    return (0, int(node_id)) if node_id.isdigit() else (1, node_id)

@@ -19,7 +19,9 @@ from collections.abc import Callable
 from ..core.errors import error
 from ..core.frames.ranges import format_frame_ranges
 from .graph import GraphNode
+from .runner import node_classes
 from .shot import Chunk, ShotBackend, ShotJob, ShotReport, chunk_graph
+from .validate import validate_graph
 
 
 def api_prompt(graph: dict[str, GraphNode]) -> dict:
@@ -70,7 +72,10 @@ def _execution_error(entry: dict) -> str:
 
 
 def run_chunk_on_server(url: str, graph, poll: float = 0.5, timeout: float = 24 * 3600) -> None:
-    """Queue one chunk's graph and wait for it; a LatentmirrorError says what failed."""
+    """Queue one chunk's graph and wait for it; a LatentmirrorError says what failed. The graph
+    is validated here first (ComfyUI would not check NaN, output paths or frame ranges); its
+    paths name the server's storage, so they are not looked up on this machine."""
+    validate_graph(graph, node_classes(), local_paths=False)
     base = url.rstrip("/")
     try:
         queued = _request(

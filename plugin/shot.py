@@ -30,15 +30,12 @@ from ..core.frames.exr import incomplete_reason
 from ..core.frames.ranges import format_frame_ranges, parse_frame_range
 from ..host import Host, current_host
 from ..nodes.exr_nodes import LoadEXRSequence, SaveEXRSequence
+from .backends import DEFAULT_PREROLL
 from .graph import GraphNode, load_graph
 from .runner import apply_overrides, node_classes, nodes_of
+from .validate import validate_graph
 
 log = logging.getLogger("latentmirror")
-
-# Measured (tests/benchmarks/bench_preroll.py, README): in one process the carried latent alone is
-# as close to a single pass as any pre-roll; a chunk that starts without it (a farm task, a Ray
-# task, the chunk after a resumed one) needs about 8 frames of pre-roll to get as close.
-DEFAULT_PREROLL = 8
 
 
 @dataclass(frozen=True)
@@ -228,6 +225,8 @@ def render_shot(
     started = time.perf_counter()
     host = current_host()
     graph = graph_with_overrides(job.graph, job.overrides)
+    # every problem of the graph, before the first chunk (or a Ray task) runs
+    validate_graph(graph, node_classes(), local_paths=backend.where is None)
     before = plate_frames_on_disk(graph, host)
     chunks = plan_chunks(shot_frames(graph, job.frames, host), job.chunk_size, job.preroll, before)
     report = ShotReport(chunks=len(chunks))
