@@ -23,7 +23,6 @@ from ..core.frames.sequence import (
     save_sequence,
 )
 from ..host import current_host
-from .provenance import frame_fingerprints, refuse_outputs_over_plates
 from .common import (
     CATEGORY,
     OCIO_CONFIG_TOOLTIP,
@@ -36,6 +35,7 @@ from .common import (
     to_numpy,
     to_tensor,
 )
+from .provenance import frame_fingerprints, refuse_outputs_over_plates
 
 
 class LoadEXRSequence:

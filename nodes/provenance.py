@@ -24,7 +24,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .. import __version__
+from ..core import __version__
 from ..core.errors import LatentmirrorError, error
 from ..core.frames import parse_pattern
 from ..core.gan.cache import file_hash
@@ -123,8 +123,9 @@ def refuse_outputs_over_plates(prompt: dict, host: Host) -> None:
             for frame, source in plate.on_disk.items():
                 if os.path.realpath(pattern.path_for(frame)) == os.path.realpath(source):
                     raise error(
-                        f"this output path is a frame of the plate node {loader_id} reads; "
-                        "latentmirror never writes over a plate. Choose another output path",
+                        f"the output path of node {saver_id} ({roles.saver.DISPLAY_NAME}) is "
+                        f"a frame of the plate node {loader_id} reads; latentmirror never writes "
+                        "over a plate. Choose another output path",
                         node=f"{saver_id} ({roles.saver.DISPLAY_NAME})",
                         input=roles.saver.PATH_INPUT,
                         file=source,

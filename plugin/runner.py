@@ -214,9 +214,7 @@ def api_prompt(graph: dict[str, GraphNode]) -> dict:
     }
 
 
-def _execute(
-    node: GraphNode, node_class, results: dict, prompt: dict
-) -> tuple[tuple, dict | None]:
+def _execute(node: GraphNode, node_class, results: dict, prompt: dict) -> tuple[tuple, dict | None]:
     kwargs = {}
     for name, spec in iter_input_specs(node_class):
         required = name in node_class.INPUT_TYPES().get("required", {})

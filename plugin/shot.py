@@ -184,8 +184,7 @@ def frames_to_render(graph: dict[str, GraphNode], frames: list[int], host: Host)
             counts[kind] += len(getattr(found, kind))
     if any(counts.values()):  # say what resuming does with the frames found on disk
         log.info(
-            "output frames on disk: %d up to date (kept), %d stale and %d damaged (rendered "
-            "again)",
+            "output frames on disk: %d up to date (kept), %d stale and %d damaged (rendered again)",
             counts["kept"],
             counts["stale"],
             counts["damaged"],

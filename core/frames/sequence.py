@@ -453,8 +453,8 @@ def check_existing(
     foreign = [i for i in present if headers[i] is None]
     if foreign:
         raise error(
-            f"{len(foreign)} files at output paths were not written by latentmirror "
-            f"({_some(targets, foreign)}); latentmirror replaces only frames it wrote. Move or "
+            f"output paths hold files not written by latentmirror ({len(foreign)}: "
+            f"{_some(targets, foreign)}); latentmirror replaces only frames it wrote. Move or "
             "remove them, or choose another output path",
             file=targets[foreign[0]],
             frame=frames[foreign[0]],
@@ -482,7 +482,9 @@ def _our_header(path: str) -> ExrHeader | None:
         header = read_headers(path)[0]
     except LatentmirrorError:
         return None
-    return header if str(header.attribute(WRITER_ATTRIBUTE, "")).startswith("latentmirror") else None
+    return (
+        header if str(header.attribute(WRITER_ATTRIBUTE, "")).startswith("latentmirror") else None
+    )
 
 
 def _some(targets: list[str], indices: list[int]) -> str:
