@@ -400,22 +400,30 @@ def test_only_abandoned_temporaries_are_removed(tmp_path):
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o002])
-def test_frames_and_latents_follow_the_umask(umask, tmp_path):
+def test_every_writer_follows_the_umask(umask, tmp_path, demo_model):
+    """Frames, latents, converted models, plots and the JSON log: readable by the team."""
     import torch
 
+    from latentmirror.core.gan.loading import save_safetensors
     from latentmirror.core.latents import GanLatent, save_latents
+    from latentmirror.host import PlainHost
+    from latentmirror.plugin.runner import write_pending_plots
+    from latentmirror.plugin.shot import open_log
 
     previous = os.umask(umask)
     try:
         report = save_sequence(str(tmp_path / "u.####.exr"), np.ones((1, 4, 4, 3), np.float32))
         latent = GanLatent(torch.zeros(1, 2, 4), "w_plus", "hash", [1001], _fit())
         latents = save_latents(latent, str(tmp_path / "l.safetensors"))
-        plain = write_atomically(
-            str(tmp_path / "model.safetensors"), lambda t: open(t, "wb").close()
-        )
+        model = str(tmp_path / "model.safetensors")
+        save_safetensors(demo_model, model)
+        host = PlainHost()
+        host.plots["loss"] = np.zeros((4, 4, 3), np.uint8)
+        plots = write_pending_plots(host, str(tmp_path))
+        open_log(str(tmp_path / "log.jsonl")).close()
     finally:
         os.umask(previous)
-    for path in (*report.written, latents, plain):
+    for path in (*report.written, latents, model, *plots, str(tmp_path / "log.jsonl")):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask, path
 
 
