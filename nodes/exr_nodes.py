@@ -282,7 +282,7 @@ class SaveEXRSequence:
         if host.shot is not None:  # a shot's render log: the frames this run really wrote
             for index in fresh:
                 host.shot.record_frame(frames[index], output=pattern.path_for(frames[index]))
-        ui = {"images": previews or [], "files": report.written, "skipped": report.skipped}
+        ui = {"images": previews, "files": report.written, "skipped": report.skipped}
         if report.summary():  # frames kept or rewritten: the node says so
             ui["text"] = [report.summary()]
         return {"ui": ui, "result": ()}
