@@ -98,14 +98,35 @@ class GanLatent:
 
 
 def save_latents(latent: GanLatent, path: str) -> str:
-    """Write ``latent`` to ``path`` (.safetensors) atomically: a temp file renamed into place."""
+    """Write ``latent`` to ``path`` (.safetensors) atomically: a temp file renamed into place.
+    An existing file is replaced only when it is a latent file latentmirror wrote."""
     from safetensors.torch import save_file
+
+    if os.path.lexists(path) and not _is_our_latent_file(path):
+        raise error(
+            "a file that is not a latent file latentmirror wrote is in the way; latentmirror "
+            "replaces only files it wrote. Move or remove it, or choose another path",
+            file=path,
+        )
 
     tensors = {"ws": latent.ws.detach().float().cpu().contiguous()}
     for name, maps in (latent.noise or {}).items():
         tensors[f"noise.{name}"] = maps.detach().float().cpu().contiguous()
     meta = {METADATA_KEY: json.dumps(latent.metadata())}
     return write_atomically(path, lambda temporary: save_file(tensors, temporary, metadata=meta))
+
+
+def _is_our_latent_file(path: str) -> bool:
+    """A .safetensors file with our metadata key (only its header is read)."""
+    from safetensors import safe_open
+
+    if not os.path.isfile(path):
+        return False
+    try:
+        with safe_open(path, framework="pt") as f:
+            return METADATA_KEY in (f.metadata() or {})
+    except Exception:  # safetensors raises several types for what is not its format
+        return False
 
 
 def load_latents(path: str) -> GanLatent:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
+import socket
 import stat
 import tempfile
+import time
 from collections.abc import Callable
 
 import torch
@@ -34,35 +37,95 @@ def require_regular_file(path: str, what: str) -> None:
         raise error(f"{what} is {kind}", file=path)
 
 
+# A temporary's name: ``.lm-<digest of the target's name>-<host>-<pid>-<random>.tmp<ext>``. It is
+# short whatever the target's name (any legal name of 255 bytes can be written) and says who
+# made it, so a writer removes only its own temporaries or provably abandoned ones.
+_TEMPORARY_PREFIX = ".lm-"
+_NAME_DIGEST_CHARS = 16
+ABANDONED_AFTER_SECONDS = 3600  # another host's temporary this old is a dead writer's
+
+
+def _name_digest(name: str) -> str:
+    return hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:_NAME_DIGEST_CHARS]
+
+
+def _host_name() -> str:
+    """This machine's name as it goes into temporaries: letters, digits and dots, at most 32."""
+    return re.sub(r"[^A-Za-z0-9.]", "", socket.gethostname())[:32] or "host"
+
+
 def temporary_glob(path: str) -> str:
-    """The glob of :func:`write_atomically`'s temporary files for ``path``."""
+    """The glob of :func:`write_atomically`'s temporary files for ``path`` (every writer's)."""
     folder, name = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{glob.escape(name)}.*.tmp*")
+    return os.path.join(folder, f"{_TEMPORARY_PREFIX}{_name_digest(name)}-*.tmp*")
 
 
-def remove_leftover_temporaries(path: str) -> None:
-    """Delete temporary files a killed writer of ``path`` left behind (one writer per file:
-    chunks, farm tasks and Ray tasks own disjoint frames)."""
+def temporary_owner(temporary: str) -> tuple[str, int] | None:
+    """(host, pid) of the process that made ``temporary``, or None when the name is not ours."""
+    name = os.path.basename(temporary)
+    if not name.startswith(_TEMPORARY_PREFIX) or ".tmp" not in name:
+        return None
+    fields = name[len(_TEMPORARY_PREFIX) : name.rindex(".tmp")].split("-")
+    if len(fields) != 4 or not fields[2].isdigit():
+        return None
+    return fields[1], int(fields[2])
+
+
+def is_abandoned(temporary: str, now: float | None = None) -> bool:
+    """A temporary no live writer will rename: its process (on this host) is gone, or it is
+    older than :data:`ABANDONED_AFTER_SECONDS` (another host's writer cannot be asked)."""
+    owner = temporary_owner(temporary)
+    try:
+        age = (now or time.time()) - os.stat(temporary).st_mtime
+    except OSError:
+        return False  # renamed or removed meanwhile: nothing to clean
+    if age > ABANDONED_AFTER_SECONDS:
+        return True
+    if owner is None or owner[0] != _host_name():
+        return False
+    return not _process_alive(owner[1])
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_leftover_temporaries(path: str) -> list[str]:
+    """Delete the temporaries of ``path`` that killed writers left behind (never a live
+    writer's: two renders writing the same frames must not break each other); returns them."""
+    removed = []
     for leftover in glob.glob(temporary_glob(path)):
-        try:
-            os.unlink(leftover)
-        except OSError:
-            pass
+        if is_abandoned(leftover):
+            try:
+                os.unlink(leftover)
+                removed.append(leftover)
+            except OSError:
+                pass
+    return removed
 
 
 def write_atomically(path: str, write: Callable[[str], None]) -> str:
     """``write(temporary)`` then rename the temporary to ``path``; returns the absolute path.
 
-    The temporary is ``.<name>.<random>.tmp<ext>`` beside ``path`` (keeping the extension, so
-    writers that choose the format by it still work); it is removed if ``write`` fails, and
-    leftovers of an earlier killed writer of ``path`` are removed first.
+    The temporary lies beside ``path`` under a short hidden name that keeps the extension (so
+    writers that choose the format by it still work) and names this host and process. It is
+    removed if ``write`` fails; abandoned temporaries of ``path`` are removed first. The file
+    gets the permissions a plain ``open`` would (the umask), not mkstemp's 0600.
     """
     path = os.path.abspath(path)
     folder, name = os.path.split(path)
     os.makedirs(folder, exist_ok=True)
     remove_leftover_temporaries(path)
     handle, temporary = tempfile.mkstemp(
-        prefix=f".{name}.", suffix=f".tmp{os.path.splitext(name)[1]}", dir=folder
+        prefix=f"{_TEMPORARY_PREFIX}{_name_digest(name)}-{_host_name()}-{os.getpid()}-",
+        suffix=f".tmp{os.path.splitext(name)[1][:16]}",
+        dir=folder,
     )
     os.close(handle)
     try:

@@ -38,6 +38,7 @@ from .common import (
     to_numpy,
     to_tensor,
 )
+from .provenance import frame_fingerprints, refuse_outputs_over_plates
 
 
 class LoadEXRSequence:
@@ -57,8 +58,9 @@ class LoadEXRSequence:
         "1 - alpha). All ones when the file has no alpha.",
         "Frame numbers, windows, header attributes and colour space, for Save EXR Sequence.",
     )
-    # A shot render (plugin/shot.py) finds plates by this class and sets these inputs per chunk.
-    PATH_INPUT, FRAMES_INPUT = "path", "frames"
+    # A shot render (plugin/shot.py) finds plates by this class and sets these inputs per chunk;
+    # the fingerprint of written frames (provenance.py) reads the plate's files through them.
+    PATH_INPUT, FRAMES_INPUT, MISSING_INPUT = "path", "frames", "missing"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -95,6 +97,8 @@ class LoadEXRSequence:
                     "them with 0.",
                 ),
             },
+            # the graph, to refuse a saver writing over this plate before anything runs
+            "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"},
         }
 
     @classmethod
@@ -120,8 +124,12 @@ class LoadEXRSequence:
         colorspace: str = "",
         ocio_config: str = "",
         bad_pixels: str = "keep",
+        prompt: dict | None = None,
+        unique_id: str | None = None,
     ):
         host = current_host()
+        if prompt is not None:
+            refuse_outputs_over_plates(prompt, host)
         with context(node=self.DISPLAY_NAME):
             path = sequence_to_read(host, path)
             ocio_config = ocio_config_to_read(host, ocio_config)
@@ -155,7 +163,7 @@ class SaveEXRSequence:
     RETURN_TYPES = ()
     # The inputs a shot render (plugin/shot.py) sets per chunk on every saver.
     PATH_INPUT, WRITE_FRAMES_INPUT = "path", "write_frames"
-    START_FRAME_INPUT, PLATE_INFO_INPUT = "start_frame", "plate_info"
+    START_FRAME_INPUT, PLATE_INFO_INPUT, EXISTING_INPUT = "start_frame", "plate_info", "existing"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -175,8 +183,10 @@ class SaveEXRSequence:
                 "compression": choice_input(COMPRESSIONS, _compression_tooltip()),
                 "existing": choice_input(
                     EXISTING_POLICIES,
-                    "Output frames already on disk: skip keeps complete ones (a killed render "
-                    "resumes), overwrite replaces them, error stops before writing anything.",
+                    "Output frames already on disk: skip keeps those up to date (made by this "
+                    "graph, model and plate, and complete) and rewrites stale or damaged ones; "
+                    "overwrite rewrites them all; error stops before writing anything. Only "
+                    "files latentmirror wrote are ever replaced.",
                 ),
             },
             "optional": {
@@ -212,11 +222,14 @@ class SaveEXRSequence:
                     "renders set it so a chunk's pre-roll frames are solved but not written."
                 ),
             },
+            # the graph and this node's id: what made each frame, recorded in its header
+            "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"},
         }
 
     @classmethod
     def IS_CHANGED(cls, **_inputs) -> float:
-        """Always run: frames deleted on disk are written again (complete ones are skipped)."""
+        """Always run: frames deleted or stale on disk are written again (up-to-date ones are
+        kept)."""
         return float("nan")
 
     def save(
@@ -233,6 +246,8 @@ class SaveEXRSequence:
         ocio_config: str = "",
         dwa_level: float = 45.0,
         write_frames: str | Sequence[int] = "",
+        prompt: dict | None = None,
+        unique_id: str | None = None,
     ):
         host = current_host()
         with context(node=self.DISPLAY_NAME):
@@ -247,6 +262,13 @@ class SaveEXRSequence:
                 plate_info = plate_info.select(keep) if plate_info is not None else None
                 start_frame = frames[0] if frames else start_frame
             rgb = to_numpy(images)
+            # what makes each frame; without the graph (the node called directly from Python)
+            # there is nothing to compare, and skip keeps any complete frame it wrote
+            made_by = (
+                frame_fingerprints(prompt, unique_id, frames, host)
+                if prompt is not None and unique_id is not None
+                else None
+            )
             report = save_sequence(
                 path,
                 rgb,
@@ -258,15 +280,18 @@ class SaveEXRSequence:
                 colorspace=colorspace,
                 ocio_config=ocio_config,
                 on_frame=frame_progress(host, 1, "writing frames"),
+                fingerprints=None if made_by is None else [made_by[f] for f in frames],
             )
-            cfg = color.resolve_config(ocio_config)
-            previews = display_previews(rgb[..., :3], cfg, report.colorspace, "lm_save")
-        if host.shot is not None:  # a shot's render log: the frames this run really wrote
             pattern, written = parse_pattern(path), set(report.written)
-            for frame in frames:
-                if pattern.path_for(frame) in written:
-                    host.shot.record_frame(frame, output=pattern.path_for(frame))
+            fresh = [i for i, f in enumerate(frames) if pattern.path_for(f) in written]
+            cfg = color.resolve_config(ocio_config)  # previews of the frames written, only
+            previews = display_previews(rgb[fresh][..., :3], cfg, report.colorspace, "lm_save")
+        if host.shot is not None:  # a shot's render log: the frames this run really wrote
+            for index in fresh:
+                host.shot.record_frame(frames[index], output=pattern.path_for(frames[index]))
         ui = {"images": previews, "files": report.written, "skipped": report.skipped}
+        if report.summary():  # frames kept or rewritten: the node says so
+            ui["text"] = [report.summary()]
         return {"ui": ui, "result": ()}
 
 

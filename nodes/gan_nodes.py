@@ -23,6 +23,7 @@ class LoadGAN:
     RETURN_TYPES = ("GAN_MODEL",)
     RETURN_NAMES = ("model",)
     OUTPUT_TOOLTIPS = ("The generator (+ discriminator), w_avg, resolution and content hash.",)
+    MODEL_INPUT = "model_name"  # the file whose content hash goes into frame fingerprints
 
     @classmethod
     def INPUT_TYPES(cls):

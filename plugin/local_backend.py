@@ -1,7 +1,7 @@
 """A shot's chunks rendered here, in this process (the default shot backend).
 
 Each Invert node's last solved latent carries from a chunk to the next one, which then needs no
-pre-roll; after a chunk skipped as complete on disk the next one starts from its pre-roll. A
+pre-roll; after a chunk skipped as up to date on disk the next one starts from its pre-roll. A
 Ray task renders its one chunk with `render_chunk` too.
 """
 
@@ -35,7 +35,7 @@ class LocalBackend(ShotBackend):
             after = None  # the index of the chunk rendered last
             for chunk in chunks:
                 if after is None or chunk.index != after + 1:
-                    shot.carried.clear()  # a chunk complete on disk between: start from pre-roll
+                    shot.carried.clear()  # a chunk up to date on disk between: start from pre-roll
                 if shot.carried:  # warm start carried over: no pre-roll needed
                     chunk = Chunk(chunk.index, chunk.frames)
                 run = render_chunk(job.graph, job.overrides, chunk, job.log_json)
@@ -80,7 +80,7 @@ def render_chunk(path: str, overrides, chunk: Chunk, log_json: TextIO | None = N
         for frame in chunk.frames:
             entry = shot.frame_log.get(frame, {})
             if not entry.get("output"):
-                continue  # complete on disk already (existing=skip): not rendered again
+                continue  # up to date on disk (existing=skip): kept, not rendered again
             line = {"frame": frame, "seconds": round(seconds, 4), "loss": entry.get("loss"),
                     "output": entry.get("output"), "chunk": chunk.index + 1}  # fmt: skip
             log_json.write(json.dumps(line) + "\n")

@@ -103,10 +103,11 @@ def run_graph(graph: dict[str, GraphNode], classes: dict, plot_suffix: str = "")
         host.plots.clear()  # left by a run that failed: they belong to no output of this one
     report = RunReport()
     results: dict[str, tuple] = {}
+    prompt = api_prompt(graph)
     for node_id in execution_order(runnable, outputs):
         node = runnable[node_id]
         try:
-            results[node_id], shown = _execute(node, classes[node.class_type], results)
+            results[node_id], shown = _execute(node, classes[node.class_type], results, prompt)
         except LatentmirrorError as exc:
             exc.where = replace(exc.where, node=node_label(node, classes))
             raise
@@ -176,7 +177,15 @@ def execution_order(graph: dict[str, GraphNode], outputs: list[str]) -> list[str
     return order
 
 
-def _execute(node: GraphNode, node_class, results: dict) -> tuple[tuple, dict | None]:
+def api_prompt(graph: dict[str, GraphNode]) -> dict:
+    """The graph in ComfyUI's API format, as ComfyUI passes it to nodes asking for ``PROMPT``."""
+    return {
+        n.id: {"class_type": n.class_type, "inputs": dict(n.inputs), "_meta": {"title": n.title}}
+        for n in graph.values()
+    }
+
+
+def _execute(node: GraphNode, node_class, results: dict, prompt: dict) -> tuple[tuple, dict | None]:
     kwargs = {}
     for name, spec in iter_input_specs(node_class):
         required = name in node_class.INPUT_TYPES().get("required", {})
@@ -191,6 +200,8 @@ def _execute(node: GraphNode, node_class, results: dict) -> tuple[tuple, dict | 
     for name, kind in node_class.INPUT_TYPES().get("hidden", {}).items():
         if kind == "UNIQUE_ID":  # as ComfyUI passes it: the node's id in the graph
             kwargs[name] = node.id
+        elif kind == "PROMPT":  # as ComfyUI passes it: the whole graph, API format
+            kwargs[name] = prompt
     instance = node_class()
     returned = getattr(instance, node_class.FUNCTION)(**kwargs)
     if isinstance(returned, dict):

@@ -4,9 +4,12 @@ Each chunk loads only its own frames, so memory follows the chunk size, not the 
 Within one process the last solved latent of every Invert node carries into the next chunk; a
 chunk that starts without it (the first one of a process, a farm or Ray task, the one after a
 chunk skipped as complete) also loads ``preroll`` frames before it, solved but not written, to
-rebuild the warm start. Before the chunks run, their frames are looked up on disk: a chunk whose
-every output frame is complete is skipped, so a killed render resumes where it stopped (frames
-are written to a temporary name and renamed, so none is ever half-written).
+rebuild the warm start. Before the chunks run, their output frames are looked up on disk under
+each saver's ``existing`` policy, with the check the saver itself makes: a chunk is skipped only
+when every frame it writes is up to date (its fingerprint, nodes/provenance.py, matches what the
+graph, model and plate make now, and it decodes completely), so a killed render resumes where it
+stopped and a changed look renders again; ``overwrite`` renders every chunk, ``error`` refuses
+before anything runs when an output frame exists, and an output path over a plate is refused.
 
 The same chunk plan serves every backend (`ShotBackend`): this process (local_backend.py), Ray
 tasks and a ComfyUI server; plugin/backends.py lists them. Within a local run a chunk's frames
@@ -24,15 +27,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from ..core.errors import error
+from ..core.errors import context, error
 from ..core.frames import parse_pattern
-from ..core.frames.exr import incomplete_reason
 from ..core.frames.ranges import format_frame_ranges, parse_frame_range
+from ..core.frames.sequence import check_existing
 from ..host import Host, current_host
 from ..nodes.exr_nodes import LoadEXRSequence, SaveEXRSequence
+from ..nodes.provenance import frame_fingerprints, refuse_outputs_over_plates
 from .backends import DEFAULT_PREROLL
 from .graph import GraphNode, load_graph
-from .runner import apply_overrides, node_classes, nodes_of
+from .runner import api_prompt, apply_overrides, node_classes, nodes_of
 from .validate import validate_graph
 
 log = logging.getLogger("latentmirror")
@@ -146,20 +150,43 @@ def plate_frames_on_disk(graph: dict[str, GraphNode], host: Host) -> list[int]:
         return []
 
 
-def output_paths(graph: dict[str, GraphNode], frame: int, host: Host) -> list[str]:
-    """Where the graph's savers write ``frame``."""
-    out = []
+def frames_to_render(graph: dict[str, GraphNode], frames: list[int], host: Host) -> set[int]:
+    """The shot's frames that some saver must write, by the check the saver makes as it writes
+    (core save side's ``check_existing``, with the fingerprints the saver will record). Refuses,
+    before anything runs, an output path over a plate, existing frames under ``existing=error``
+    and files latentmirror did not write."""
+    prompt = api_prompt(graph)
+    refuse_outputs_over_plates(prompt, host)
+    todo: set[int] = set()
+    counts = {"kept": 0, "stale": 0, "damaged": 0}
     for node in savers(graph):
         path = node.inputs.get(SaveEXRSequence.PATH_INPUT)
-        if isinstance(path, str) and path.strip():
-            out.append(parse_pattern(host.output_path(path)).path_for(frame))
-    return out
-
-
-def chunk_complete(graph: dict[str, GraphNode], chunk: Chunk, host: Host) -> bool:
-    """Every frame the chunk writes is complete on disk (the one check every backend uses)."""
-    paths = [p for f in chunk.frames for p in output_paths(graph, f, host)]
-    return bool(paths) and all(incomplete_reason(p) is None for p in paths)
+        existing = node.inputs.get(SaveEXRSequence.EXISTING_INPUT, "skip")
+        if not isinstance(path, str) or not path.strip() or not isinstance(existing, str):
+            todo |= set(frames)  # nothing to look up: the saver reports what is wrong
+            continue
+        with context(node=f"{node.id} ({node.title or SaveEXRSequence.DISPLAY_NAME})"):
+            with context(input=SaveEXRSequence.PATH_INPUT):
+                pattern = parse_pattern(host.output_path(path))
+            made_by = frame_fingerprints(prompt, node.id, frames, host)
+            with context(input=SaveEXRSequence.EXISTING_INPUT):
+                found = check_existing(
+                    [pattern.path_for(f) for f in frames],
+                    frames,
+                    existing,
+                    [made_by[f] for f in frames],
+                )
+        todo |= {frames[i] for i in found.write}
+        for kind in counts:
+            counts[kind] += len(getattr(found, kind))
+    if any(counts.values()):  # say what resuming does with the frames found on disk
+        log.info(
+            "output frames on disk: %d up to date (kept), %d stale and %d damaged (rendered again)",
+            counts["kept"],
+            counts["stale"],
+            counts["damaged"],
+        )
+    return todo
 
 
 def chunk_graph(path: str, overrides, chunk: Chunk) -> dict[str, GraphNode]:
@@ -186,7 +213,7 @@ class ShotReport:
 
     chunks: int = 0
     rendered: list[Chunk] = field(default_factory=list)
-    skipped: list[Chunk] = field(default_factory=list)  # complete on disk
+    skipped: list[Chunk] = field(default_factory=list)  # every frame up to date on disk
     failed: list[tuple[Chunk, str]] = field(default_factory=list)  # chunk, what went wrong
     files: list[str] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
@@ -194,7 +221,7 @@ class ShotReport:
 
 
 class ShotBackend(ABC):
-    """Where a shot's chunks run. `render_shot` plans the chunks and skips those complete on
+    """Where a shot's chunks run. `render_shot` plans the chunks and skips those up to date on
     disk; the backend renders the rest. A new backend: a module with a subclass, and its entry
     in plugin/backends.py (which gives the render command its option)."""
 
@@ -220,7 +247,7 @@ def render_shot(
 ) -> ShotReport:
     """Render a shot chunk by chunk on ``backend`` (see the module docstring).
 
-    ``progress(done_frames, total_frames)`` after each chunk (those complete on disk first).
+    ``progress(done_frames, total_frames)`` after each chunk (those up to date on disk first).
     """
     started = time.perf_counter()
     host = current_host()
@@ -228,11 +255,13 @@ def render_shot(
     # every problem of the graph, before the first chunk (or a Ray task) runs
     validate_graph(graph, node_classes(), local_paths=backend.where is None)
     before = plate_frames_on_disk(graph, host)
-    chunks = plan_chunks(shot_frames(graph, job.frames, host), job.chunk_size, job.preroll, before)
+    frames = shot_frames(graph, job.frames, host)
+    chunks = plan_chunks(frames, job.chunk_size, job.preroll, before)
+    todo_frames = frames_to_render(graph, frames, host) if savers(graph) else set(frames)
     report = ShotReport(chunks=len(chunks))
     for chunk in chunks:
-        if chunk_complete(graph, chunk, host):
-            log.info("chunk %d (%s): complete on disk, skipped", chunk.index + 1, chunk.label())
+        if not todo_frames & set(chunk.frames):
+            log.info("chunk %d (%s): up to date on disk, skipped", chunk.index + 1, chunk.label())
             report.skipped.append(chunk)
     total, done = sum(len(c.frames) for c in chunks), 0
 

@@ -143,12 +143,20 @@ def test_existing_skip_overwrite_error(plate_factory, tmp_path):
     assert len(first.written) == 3
     os.remove(out.replace("####", "1002"))
     broken = out.replace("####", "1003")
-    open(broken, "wb").write(b"half a frame")  # e.g. copied by hand and cut short
+    os.truncate(broken, os.path.getsize(broken) // 2)  # e.g. copied by hand and cut short
 
     resumed = save_sequence(out, plate.rgb, None, plate.info, existing="skip")
     assert [os.path.basename(p) for p in resumed.written] == ["o.1002.exr", "o.1003.exr"]
     assert [os.path.basename(p) for p in resumed.skipped] == ["o.1001.exr"]
+    assert [os.path.basename(p) for p in resumed.damaged] == ["o.1003.exr"]
     assert read_headers(broken)[0].channels == ["R", "G", "B"]
+
+    open(broken, "wb").write(b"not a frame")  # not a file latentmirror wrote: never replaced
+    with pytest.raises(LatentmirrorError, match="not written by latentmirror"):
+        save_sequence(out, plate.rgb, None, plate.info, existing="overwrite")
+    assert open(broken, "rb").read() == b"not a frame"
+    os.remove(broken)
+    save_sequence(out, plate.rgb, None, plate.info, existing="skip")
 
     mtimes = {f: os.path.getmtime(out.replace("####", str(f))) for f in (1001, 1002, 1003)}
     with pytest.raises(LatentmirrorError, match="exist already"):

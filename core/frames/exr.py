@@ -19,6 +19,11 @@ from ..errors import LatentmirrorError, error
 from ..storage import write_atomically
 
 PIXEL_TYPES = ("half", "float")
+# Header attributes of every frame latentmirror writes: the first says the pack wrote the file
+# ("latentmirror <version>"; only such files are ever replaced), the second what made the frame
+# (see nodes/provenance.py), so a resumed render keeps a frame only when it is still up to date.
+WRITER_ATTRIBUTE = "latentmirror:writer"
+FINGERPRINT_ATTRIBUTE = "latentmirror:fingerprint"
 HALF_MAX = 65504.0
 
 
@@ -172,15 +177,25 @@ def read_headers(path: str) -> list[ExrHeader]:
 
 
 def incomplete_reason(path: str) -> str | None:
-    """Why ``path`` is not a finished frame on disk (missing, or its header does not read), or
-    None when it is one. Frames are renamed into place, so a readable header means the writer
-    finished. The one completeness check of the saver's ``existing=skip`` and of shot resumes."""
+    """Why ``path`` is not a finished frame on disk (missing, its header does not read, or its
+    pixels do not decode: a truncated or damaged file), or None when it is one. Every pixel of
+    every part is decoded: a header alone does not prove the rest of the file is there."""
     if not os.path.isfile(path):
         return "missing"
     try:
-        read_headers(path)
+        headers = read_headers(path)
+        inp = _open(path)
     except LatentmirrorError as exc:
         return str(exc)
+    try:
+        for header in headers:
+            pixels = None
+            if inp.seek_subimage(header.subimage, 0):
+                pixels = inp.read_image(header.subimage, 0, 0, len(header.channels), "float")
+            if pixels is None or inp.has_error:
+                return f"pixels do not decode (truncated or damaged): {inp.geterror()}"
+    finally:
+        inp.close()
     return None
 
 

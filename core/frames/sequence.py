@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import __version__, color
-from ..errors import context, error
+from ..errors import LatentmirrorError, context, error
 from .channels import select_channels
 from .exr import (
+    FINGERPRINT_ATTRIBUTE,
     HALF_MAX,
+    WRITER_ATTRIBUTE,
     Attribute,
     Box,
     ExrHeader,
@@ -285,7 +287,29 @@ class SaveReport:
     frames: list[int]
     colorspace: str  # what the files were tagged with
     written: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # kept: up to date and complete on disk
+    stale: list[str] = field(default_factory=list)  # rewritten: made by another graph or plate
+    damaged: list[str] = field(default_factory=list)  # rewritten: did not decode completely
+
+    def summary(self) -> str:
+        """What happened to existing frames, for the log and the node ("kept 3 frames ...")."""
+        parts = [f"kept {len(self.skipped)} frames up to date"] if self.skipped else []
+        if self.stale:
+            parts.append(f"rewrote {len(self.stale)} stale")
+        if self.damaged:
+            parts.append(f"rewrote {len(self.damaged)} damaged")
+        return ", ".join(parts)
+
+
+@dataclass
+class ExistingFrames:
+    """The output frames of a save (by index) sorted by what is on disk and the existing
+    policy: those to write, and among the files found those kept, stale or damaged."""
+
+    write: list[int]
+    kept: list[int] = field(default_factory=list)
+    stale: list[int] = field(default_factory=list)
+    damaged: list[int] = field(default_factory=list)
 
 
 def protected_paths(plate: PlateInfo | None) -> set[str]:
@@ -306,18 +330,18 @@ def save_sequence(
     colorspace: str = "",
     ocio_config: str = "",
     on_frame: FrameCallback | None = None,
+    fingerprints: Sequence[str] | None = None,
 ) -> SaveReport:
     """Write ``rgb`` ([frames, height, width, 3]) as an EXR sequence; checks everything first.
 
     Frame numbers come from ``plate`` when it describes the same number of frames, else they
-    count from ``start_frame``. ``write_options`` default to half, zip. Nothing is written when a
-    check fails.
+    count from ``start_frame``. ``write_options`` default to half, zip. ``fingerprints``: what
+    makes each frame (nodes/provenance.py), recorded in its header; under ``existing=skip`` an
+    existing frame is kept only when its fingerprint matches and it decodes completely (without
+    fingerprints, any complete frame latentmirror wrote is kept). Only files latentmirror wrote
+    are ever replaced. Nothing is written when a check fails.
     """
     write_options = write_options or ExrWriteOptions()
-    if existing not in EXISTING_POLICIES:
-        raise error(
-            f"existing-file policy '{existing}' is not one of {EXISTING_POLICIES}", input="existing"
-        )
     count = rgb.shape[0]
     if alpha is not None and alpha.shape != rgb.shape[:3]:
         raise error(
@@ -333,8 +357,11 @@ def save_sequence(
             raise error(f"'{path}' has no frame number field (####) but there are {count} images")
         targets = [pattern.path_for(f) for f in frames]
         _refuse_plate_overwrite(targets, frames, plate)
+    if fingerprints is not None and len(fingerprints) != count:
+        raise ValueError(f"{len(fingerprints)} fingerprints for {count} frames")
     with context(input="existing"):
-        todo = _apply_existing_policy(targets, frames, existing)
+        found = check_existing(targets, frames, existing, fingerprints)
+    todo = found.write
     with context(input="ocio_config"):
         cfg = color.resolve_config(ocio_config)
     with context(input="colorspace"):
@@ -346,16 +373,20 @@ def save_sequence(
     _warn_unwritable_values(rgb, alpha, frames, write_options.pixel_type)
 
     report = SaveReport(
-        frames=frames, colorspace=tag, skipped=[t for i, t in enumerate(targets) if i not in todo]
+        frames=frames,
+        colorspace=tag,
+        skipped=[targets[i] for i in found.kept],
+        stale=[targets[i] for i in found.stale],
+        damaged=[targets[i] for i in found.damaged],
     )
-    if report.skipped:  # say it: a re-run that writes nothing must not look like an update
+    if report.skipped or report.stale or report.damaged:  # a re-run must say what it did
         log.warning(
-            "%d of %d frames exist already and were kept (existing=skip): %s; set existing to "
-            "overwrite to replace them",
-            len(report.skipped),
+            "existing=skip: %s of %d frames (kept: %s; stale: %s; damaged: %s)",
+            report.summary(),
             count,
-            format_frame_ranges([frames[i] for i in range(count) if i not in todo]),
-        )
+            *(format_frame_ranges([frames[i] for i in group]) or "none"
+              for group in (found.kept, found.stale, found.damaged)),
+        )  # fmt: skip
     for done, index in enumerate(todo, start=1):
         pixels, channels = _frame_pixels(rgb[index], None if alpha is None else alpha[index])
         data, display, pixels = _windows_for(pixels, index, plate)
@@ -366,7 +397,9 @@ def save_sequence(
             data,
             display,
             options=write_options,
-            attributes=_output_attributes(plate, index, tag, cfg),
+            attributes=_output_attributes(
+                plate, index, tag, cfg, fingerprints[index] if fingerprints else None
+            ),
         )
         report.written.append(targets[index])
         if on_frame:
@@ -398,28 +431,64 @@ def _refuse_plate_overwrite(targets: list[str], frames: list[int], plate) -> Non
             )
 
 
-def _apply_existing_policy(targets: list[str], frames: list[int], existing: str) -> list[int]:
-    present = [i for i, t in enumerate(targets) if os.path.exists(t)]
-    if existing == "error" and present:
-        names = ", ".join(targets[i] for i in present[:3]) + (" ..." if len(present) > 3 else "")
+def check_existing(
+    targets: list[str], frames: list[int], existing: str, fingerprints: Sequence[str] | None = None
+) -> ExistingFrames:
+    """Sort the output frames by what is on disk, under the ``existing`` policy; refuse (before
+    anything is written) what must not happen: with ``error``, any output file that exists; with
+    any policy, replacing a file latentmirror did not write. The one check of the saver and of a
+    shot render's chunk plan (plugin/shot.py)."""
+    if existing not in EXISTING_POLICIES:
         raise error(
-            f"{len(present)} output frames exist already ({names}); set existing to skip or "
-            "overwrite",
+            f"existing-file policy '{existing}' is not one of {EXISTING_POLICIES}", input="existing"
+        )
+    present = [i for i, t in enumerate(targets) if os.path.lexists(t)]
+    if existing == "error" and present:
+        raise error(
+            f"{len(present)} output frames exist already ({_some(targets, present)}); set "
+            "existing to skip or overwrite",
             frame=frames[present[0]],
         )
-    if existing == "skip":
-        complete = {i for i in present if _is_complete(targets[i], frames[i])}
-        return [i for i in range(len(targets)) if i not in complete]
-    return list(range(len(targets)))
-
-
-def _is_complete(path: str, frame: int) -> bool:
-    reason = incomplete_reason(path)
-    if reason is not None:
-        log.warning(
-            "frame %s: existing %s is unreadable (%s); writing it again", frame, path, reason
+    headers = {i: _our_header(targets[i]) for i in present}
+    foreign = [i for i in present if headers[i] is None]
+    if foreign:
+        raise error(
+            f"output paths hold files not written by latentmirror ({len(foreign)}: "
+            f"{_some(targets, foreign)}); latentmirror replaces only frames it wrote. Move or "
+            "remove them, or choose another output path",
+            file=targets[foreign[0]],
+            frame=frames[foreign[0]],
         )
-    return reason is None
+    if existing == "overwrite":
+        return ExistingFrames(write=list(range(len(targets))))
+    found = ExistingFrames(write=[i for i in range(len(targets)) if i not in headers])
+    for i, header in headers.items():
+        recorded = header.attribute(FINGERPRINT_ATTRIBUTE)
+        if fingerprints is not None and recorded != fingerprints[i]:
+            found.stale.append(i)
+        elif incomplete_reason(targets[i]) is not None:
+            found.damaged.append(i)
+        else:
+            found.kept.append(i)
+    found.write = sorted([*found.write, *found.stale, *found.damaged])
+    return found
+
+
+def _our_header(path: str) -> ExrHeader | None:
+    """The first header of an EXR file latentmirror wrote, or None for any other file."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        header = read_headers(path)[0]
+    except LatentmirrorError:
+        return None
+    return (
+        header if str(header.attribute(WRITER_ATTRIBUTE, "")).startswith("latentmirror") else None
+    )
+
+
+def _some(targets: list[str], indices: list[int]) -> str:
+    return ", ".join(targets[i] for i in indices[:3]) + (" ..." if len(indices) > 3 else "")
 
 
 def _warn_unwritable_values(rgb, alpha, frames: list[int], pixel_type: str) -> None:
@@ -502,12 +571,17 @@ def _grow_to_content(window: Box, pixels: np.ndarray, canvas: Box) -> Box:
     return window.union(found)
 
 
-def _output_attributes(plate, index: int, colorspace: str, cfg: color.ColorConfig):
+def _output_attributes(
+    plate, index: int, colorspace: str, cfg: color.ColorConfig, fingerprint: str | None
+):
     source = list(plate.attributes[index]) if plate and index < len(plate.attributes) else []
+    # a plate latentmirror wrote carries our attributes: they describe it, never this frame
+    source = [a for a in source if not a.name.startswith("latentmirror:")]
     if plate and plate.colorspace != colorspace:  # the source's primaries no longer apply
         source = [a for a in source if a.name != "chromaticities"]
     ours = [
         Attribute("Software", "string", f"latentmirror {__version__}"),
+        Attribute(WRITER_ATTRIBUTE, "string", f"latentmirror {__version__}"),
         Attribute("latentmirror:colorspace", "string", colorspace),
         Attribute("latentmirror:ocioConfig", "string", cfg.name),
     ]
@@ -516,5 +590,7 @@ def _output_attributes(plate, index: int, colorspace: str, cfg: color.ColorConfi
     if plate and plate.source_paths[index]:
         source_path = os.path.abspath(plate.source_paths[index])
         ours.append(Attribute("latentmirror:source", "string", source_path))
+    if fingerprint is not None:
+        ours.append(Attribute(FINGERPRINT_ATTRIBUTE, "string", fingerprint))
     names = {a.name for a in ours}
     return [a for a in source if a.name not in names] + ours
