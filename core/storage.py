@@ -40,6 +40,11 @@ def temporary_glob(path: str) -> str:
     return os.path.join(folder, f".{glob.escape(name)}.*.tmp*")
 
 
+def temporaries_in(folder: str) -> list[str]:
+    """Every temporary file of :func:`write_atomically` in ``folder``, whatever it was for."""
+    return glob.glob(os.path.join(glob.escape(os.path.abspath(folder)), ".*.tmp*"))
+
+
 def remove_leftover_temporaries(path: str) -> None:
     """Delete temporary files a killed writer of ``path`` left behind (one writer per file:
     chunks, farm tasks and Ray tasks own disjoint frames)."""
