@@ -89,7 +89,8 @@ def setup_filter(
     >>> setup_filter([1, 3, 3, 1]).shape
     torch.Size([4, 4])
     """
-    f = torch.as_tensor(1.0 if f is None else f, dtype=torch.float32).clone()
+    # On the CPU even while a network is dry-built on the meta device: filters are tiny.
+    f = torch.as_tensor(1.0 if f is None else f, dtype=torch.float32, device="cpu").clone()
     if f.ndim == 0:
         f = f[None]
     if f.ndim not in (1, 2) or f.numel() == 0:
