@@ -169,7 +169,10 @@ def read_headers(path: str) -> list[ExrHeader]:
         headers = []
         subimage = 0
         while inp.seek_subimage(subimage, 0):
-            headers.append(_header_of(path, inp.spec(), subimage))
+            try:
+                headers.append(_header_of(path, inp.spec(), subimage))
+            except UnicodeDecodeError:
+                raise error("damaged header: names in it are not text", file=path) from None
             subimage += 1
         return headers
     finally:
@@ -231,10 +234,11 @@ def read_channels(path: str, header: ExrHeader, names: list[str]) -> np.ndarray:
     inp = _open(path)
     try:
         if not inp.seek_subimage(header.subimage, 0):
-            raise error(f"cannot seek to part {header.subimage}: {inp.geterror()}", file=path)
+            raise error(f"cannot seek to part {header.subimage}: {_error_text(inp)}", file=path)
         pixels = inp.read_image(header.subimage, 0, 0, len(header.channels), "float")
         if pixels is None or inp.has_error:
-            raise error(f"cannot read pixels (truncated or corrupt?): {inp.geterror()}", file=path)
+            message = _error_text(inp)
+            raise error(f"cannot read pixels (truncated or corrupt?): {message}", file=path)
     finally:
         inp.close()
     shape = (header.data_window.height, header.data_window.width, len(header.channels))
@@ -303,11 +307,20 @@ def _open(path: str) -> oiio.ImageInput:
     require_regular_file(path, "frame")
     inp = oiio.ImageInput.open(path)
     if inp is None:
-        raise error(f"cannot open as an image: {oiio.geterror() or 'unknown error'}", file=path)
+        raise error(f"cannot open as an image: {_error_text(oiio)}", file=path)
     if inp.format_name() != "openexr":
         inp.close()
         raise error(f"is a {inp.format_name()} file, not OpenEXR", file=path)
     return inp
+
+
+def _error_text(source) -> str:
+    """``source.geterror()`` (an ImageInput, or the oiio module): a damaged file can put bytes
+    in OpenImageIO's message that are not UTF-8."""
+    try:
+        return source.geterror() or "unknown error"
+    except UnicodeDecodeError:
+        return "OpenImageIO's message is not readable text"
 
 
 def _header_of(path: str, spec: oiio.ImageSpec, subimage: int) -> ExrHeader:
