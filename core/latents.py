@@ -223,7 +223,6 @@ class LatentCache:
         self.folder = folder or default_cache_folder()
         self.max_bytes = max_bytes
         self.orphan_age = orphan_age
-        self._warned: set[str] = set()
 
     def _path(self, key: str) -> str:
         return os.path.join(self.folder, f"{key}.safetensors")
@@ -235,8 +234,8 @@ class LatentCache:
         try:
             latent = load_latents(path, require_digests=True)
         except LatentmirrorError as exc:
-            self._warn_once(path, f"latent cache entry {path} is not used ({exc.message}); "
-                            "solving again")  # fmt: skip
+            message = f"latent cache entry {path} is not used ({exc.message}); solving again"
+            self._warn_once(path, message)
             _remove_quietly(path)  # a read-only cache keeps it; it stays a miss
             return None
         try:
@@ -250,12 +249,15 @@ class LatentCache:
             save_latents(latent, self._path(key))
             self._prune()
         except OSError as exc:  # a full or read-only cache folder must not fail a render
-            self._warn_once(self.folder, f"latent cache folder {self.folder} cannot be written "
-                            f"({exc.strerror or exc}); results are not cached")  # fmt: skip
+            reason = exc.strerror or str(exc)
+            message = f"latent cache folder {self.folder} cannot be written ({reason}); not cached"
+            self._warn_once(self.folder, message)
 
-    def _warn_once(self, subject: str, message: str) -> None:
-        if subject not in self._warned:
-            self._warned.add(subject)
+    @staticmethod
+    def _warn_once(subject: str, message: str) -> None:
+        """Once per process for each entry or folder (a shot render makes a cache per chunk)."""
+        if subject not in _warned:
+            _warned.add(subject)
             log.warning("%s", message)
 
     def _prune(self) -> None:
@@ -282,6 +284,9 @@ class LatentCache:
                 break
             _remove_quietly(path)
             total -= size
+
+
+_warned: set[str] = set()
 
 
 def _remove_quietly(path: str) -> None:
