@@ -419,3 +419,35 @@ def test_refusing_a_hostile_file_takes_little_memory(case: Refusal, tmp_path):
     extra = figures["peak"] - figures["baseline"]
     print(f"peak memory refusing {case.name}: +{extra:.0f} MB over {figures['baseline']:.0f} MB")
     assert extra < 200, figures
+
+
+# ------------------------------------------------------------------------------ the dry build
+
+_SG3 = dict(z_dim=16, w_dim=16, c_dim=0, img_resolution=32, img_channels=3, channel_base=1024,
+            channel_max=32)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "module, kwargs",
+    [
+        ("stylegan2.Generator", fx.SG2_G_KWARGS),
+        ("stylegan2.Generator", {**fx.SG2_G_KWARGS, "c_dim": 3}),
+        ("stylegan2.Discriminator", fx.SG2_D_KWARGS),
+        ("stylegan3.Generator", _SG3),
+        ("stylegan3.Generator", {**_SG3, "conv_kernel": 1, "use_radial_filters": True}),
+    ],
+    ids=["sg2 G", "sg2 G conditional", "sg2 D", "sg3-t G", "sg3-r G"],
+)
+def test_the_dry_build_has_the_real_networks_shapes(module, kwargs):
+    """The meta-device build that checks a file's tensors sees what the real build makes."""
+    import importlib
+
+    from latentmirror.core.gan.bounds import dry_build
+
+    file, name = module.split(".")
+    cls = getattr(importlib.import_module(f"latentmirror.core.gan.{file}"), name)
+    dry, real = dry_build(lambda: cls(**kwargs)).state_dict(), cls(**kwargs).state_dict()
+    assert {k: v.shape for k, v in dry.items()} == {k: v.shape for k, v in real.items()}
+    # Only filters and biases (made from numpy, a few KB within the bounds) hold data.
+    real_data = {k: v for k, v in dry.items() if v.device.type != "meta"}
+    assert all(v.ndim == 1 or k.endswith("filter") for k, v in real_data.items()), real_data.keys()
