@@ -26,6 +26,7 @@ import PyOpenColorIO as ocio
 
 from .caches import register_cache
 from .errors import error
+from .storage import require_regular_file
 
 BUILTIN_CONFIG = "ocio://studio-config-latest"
 
@@ -59,9 +60,10 @@ def resolve_config(requested: str = "") -> ColorConfig:
     if source.startswith("ocio://"):
         return _load_config(source, 0.0)
     path = os.path.abspath(os.path.expanduser(source))
-    if not os.path.isfile(path):
-        origin = "input" if requested.strip() else "$OCIO"
+    origin = "input" if requested.strip() else "$OCIO"
+    if not os.path.exists(path):
         raise error(f"OCIO config '{source}' (from {origin}) does not exist", file=path)
+    require_regular_file(path, f"OCIO config (from {origin})")  # a FIFO would hang OCIO
     return _load_config(path, os.path.getmtime(path))  # mtime: an edited config is reloaded
 
 

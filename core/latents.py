@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import time
 from dataclasses import dataclass, field, replace
 
 import torch
 
-from .errors import error
+from .errors import LatentmirrorError, error
 from .fit import Fit
-from .storage import write_atomically
+from .storage import require_regular_file, temporaries_in, tensor_digest, write_atomically
+
+log = logging.getLogger("latentmirror")
 
 SPACES = ("w", "w_plus", "w_plus_noise")
 METADATA_KEY = "latentmirror"
@@ -112,7 +116,8 @@ def save_latents(latent: GanLatent, path: str) -> str:
     tensors = {"ws": latent.ws.detach().float().cpu().contiguous()}
     for name, maps in (latent.noise or {}).items():
         tensors[f"noise.{name}"] = maps.detach().float().cpu().contiguous()
-    meta = {METADATA_KEY: json.dumps(latent.metadata())}
+    metadata = {**latent.metadata(), "tensor_digests": _digests(tensors)}
+    meta = {METADATA_KEY: json.dumps(metadata)}
     return write_atomically(path, lambda temporary: save_file(tensors, temporary, metadata=meta))
 
 
@@ -129,12 +134,22 @@ def _is_our_latent_file(path: str) -> bool:
         return False
 
 
-def load_latents(path: str) -> GanLatent:
-    """Read a file written by :func:`save_latents`; errors name the file."""
+def _digests(tensors: dict[str, torch.Tensor]) -> dict[str, str]:
+    """Each tensor's :func:`~.storage.tensor_digest`, by name: stored with the tensors so that
+    altered or damaged bytes are found on loading."""
+    return {name: tensor_digest(tensor) for name, tensor in sorted(tensors.items())}
+
+
+def load_latents(path: str, require_digests: bool = False) -> GanLatent:
+    """Read a file written by :func:`save_latents`; errors name the file.
+
+    The tensors must match the digests stored with them (files from before digests have none:
+    accepted unless ``require_digests``, as the latent cache asks)."""
     from safetensors import safe_open
 
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise error("no latent file here", file=path)
+    require_regular_file(path, "latent file")
     try:
         with safe_open(path, framework="pt") as f:
             meta = (f.metadata() or {}).get(METADATA_KEY)
@@ -143,14 +158,29 @@ def load_latents(path: str) -> GanLatent:
         raise error(f"not a readable .safetensors latent file ({exc})", file=path) from None
     if meta is None or "ws" not in tensors:
         raise error("not a latentmirror latent file (no 'latentmirror' metadata or ws)", file=path)
-    data = json.loads(meta)
+    try:
+        data = json.loads(meta)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise error("damaged latent file: its metadata is not a JSON object", file=path)
     if data.get("format", 0) > FORMAT_VERSION:
         raise error(
             f"latent file format {data['format']} is newer than this latentmirror", file=path
         )
+    _check_digests(tensors, data.get("tensor_digests"), require_digests, path)
     noise = {k[len("noise.") :]: v for k, v in tensors.items() if k.startswith("noise.")} or None
+    try:
+        return _latent_from(tensors["ws"].float(), noise, data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise error(
+            f"damaged latent file: its metadata lacks or mangles {exc}", file=path
+        ) from None
+
+
+def _latent_from(ws: torch.Tensor, noise: dict | None, data: dict) -> GanLatent:
     return GanLatent(
-        ws=tensors["ws"].float(),
+        ws=ws,
         space=data["space"],
         model_hash=data["model_hash"],
         frames=[int(f) for f in data["frames"]],
@@ -165,6 +195,21 @@ def load_latents(path: str) -> GanLatent:
         frame_loss=data.get("frame_loss", []),
         info=data.get("info", {}),
     )
+
+
+def _check_digests(tensors: dict, stored: object, required: bool, path: str) -> None:
+    if stored is None and not required:
+        return
+    if stored is None:
+        raise error("latent file without tensor digests (written before they existed)", file=path)
+    actual = _digests(tensors)
+    stored = stored if isinstance(stored, dict) else {}
+    changed = sorted(n for n in set(stored) | set(actual) if stored.get(n) != actual.get(n))
+    if changed:
+        raise error(
+            f"damaged latent file: tensors {', '.join(changed)} do not match their stored digests",
+            file=path,
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -187,12 +232,18 @@ def default_cache_folder() -> str:
 class LatentCache:
     """Solved latents on disk, one file per key; the least recently used go beyond ``max_bytes``.
 
-    A damaged or unreadable entry counts as a miss (and is removed), never as an error.
+    An entry is used only when its tensors match their stored digests: a damaged, altered or
+    unreadable entry is a miss (warned once, removed where the folder allows). A read-only
+    folder serves its entries and skips writes (warned once). Temporaries of killed writers
+    count toward ``max_bytes`` and are removed once older than ``orphan_age`` seconds.
     """
 
-    def __init__(self, folder: str | None = None, max_bytes: int = 2 * 1024**3):
+    def __init__(
+        self, folder: str | None = None, max_bytes: int = 2 * 1024**3, orphan_age: float = 3600
+    ):
         self.folder = folder or default_cache_folder()
         self.max_bytes = max_bytes
+        self.orphan_age = orphan_age
 
     def _path(self, key: str) -> str:
         return os.path.join(self.folder, f"{key}.safetensors")
@@ -202,29 +253,65 @@ class LatentCache:
         if not os.path.isfile(path):
             return None
         try:
-            latent = load_latents(path)
-        except Exception:
-            os.remove(path)
+            latent = load_latents(path, require_digests=True)
+        except LatentmirrorError as exc:
+            message = f"latent cache entry {path} is not used ({exc.message}); solving again"
+            self._warn_once(path, message)
+            _remove_quietly(path)  # a read-only cache keeps it; it stays a miss
             return None
-        os.utime(path)  # recently used
+        try:
+            os.utime(path)  # recently used
+        except OSError:
+            pass
         return latent
 
     def put(self, key: str, latent: GanLatent) -> None:
         try:
             save_latents(latent, self._path(key))
             self._prune()
-        except OSError:  # a full or read-only cache folder must not fail a render
-            pass
+        except OSError as exc:  # a full or read-only cache folder must not fail a render
+            reason = exc.strerror or str(exc)
+            message = f"latent cache folder {self.folder} cannot be written ({reason}); not cached"
+            self._warn_once(self.folder, message)
+
+    @staticmethod
+    def _warn_once(subject: str, message: str) -> None:
+        """Once per process for each entry or folder (a shot render makes a cache per chunk)."""
+        if subject not in _warned:
+            _warned.add(subject)
+            log.warning("%s", message)
 
     def _prune(self) -> None:
-        entries = []
+        """Old orphan temporaries go first, then the least recently used entries."""
+        now = time.time()
+        temporaries = {os.path.basename(path) for path in temporaries_in(self.folder)}
+        entries, total = [], 0
         for name in os.listdir(self.folder):
-            if name.endswith(".safetensors") and not name.startswith("."):  # not temporaries
-                stat = os.stat(os.path.join(self.folder, name))
-                entries.append((stat.st_mtime, stat.st_size, name))
-        total = sum(size for _, size, _ in entries)
-        for _, size, name in sorted(entries):
+            path = os.path.join(self.folder, name)
+            try:
+                stat = os.stat(path)
+            except FileNotFoundError:  # another process's writer renamed or removed it
+                continue
+            if name in temporaries:
+                if now - stat.st_mtime > self.orphan_age:
+                    _remove_quietly(path)
+                else:  # perhaps being written now: left alone, but it takes room
+                    total += stat.st_size
+            elif name.endswith(".safetensors"):
+                entries.append((stat.st_mtime, stat.st_size, path))
+                total += stat.st_size
+        for _, size, path in sorted(entries):
             if total <= self.max_bytes:
                 break
-            os.remove(os.path.join(self.folder, name))
+            _remove_quietly(path)
             total -= size
+
+
+_warned: set[str] = set()
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass

@@ -60,6 +60,13 @@ def temporary_glob(path: str) -> str:
     return os.path.join(folder, f"{_TEMPORARY_PREFIX}{_name_digest(name)}-*.tmp*")
 
 
+def temporaries_in(folder: str) -> list[str]:
+    """Every temporary file of :func:`write_atomically` in ``folder``, whatever it was for."""
+    return glob.glob(
+        os.path.join(glob.escape(os.path.abspath(folder)), f"{_TEMPORARY_PREFIX}*.tmp*")
+    )
+
+
 def temporary_owner(temporary: str) -> tuple[str, int] | None:
     """(host, pid) of the process that made ``temporary``, or None when the name is not ours."""
     name = os.path.basename(temporary)

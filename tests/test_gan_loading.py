@@ -339,7 +339,7 @@ def _fails(path, match: str) -> LatentmirrorError:
 
 
 def test_missing_file_and_folder(tmp_path):
-    _fails(tmp_path / "nope.pkl", "no such")
+    _fails(tmp_path / "nope.pkl", "does not exist")
     _fails(tmp_path, "folder")
 
 

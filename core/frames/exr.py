@@ -16,7 +16,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from ..errors import LatentmirrorError, error
-from ..storage import write_atomically
+from ..storage import require_regular_file, write_atomically
 
 PIXEL_TYPES = ("half", "float")
 # Header attributes of every frame latentmirror writes: the first says the pack wrote the file
@@ -25,6 +25,11 @@ PIXEL_TYPES = ("half", "float")
 WRITER_ATTRIBUTE = "latentmirror:writer"
 FINGERPRINT_ATTRIBUTE = "latentmirror:fingerprint"
 HALF_MAX = 65504.0
+
+# A hostile or damaged header can claim any window; pixels are allocated per window, so each is
+# checked against this cap first. 16k x 16k holds every real plate (and 8 GiB of float32 RGBA).
+MAX_PIXELS_VARIABLE = "LATENTMIRROR_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 16384 * 16384
 
 
 @dataclass(frozen=True)
@@ -169,7 +174,10 @@ def read_headers(path: str) -> list[ExrHeader]:
         headers = []
         subimage = 0
         while inp.seek_subimage(subimage, 0):
-            headers.append(_header_of(path, inp.spec(), subimage))
+            try:
+                headers.append(_header_of(path, inp.spec(), subimage))
+            except UnicodeDecodeError:
+                raise error("damaged header: names in it are not text", file=path) from None
             subimage += 1
         return headers
     finally:
@@ -199,21 +207,60 @@ def incomplete_reason(path: str) -> str | None:
     return None
 
 
+def max_pixels() -> int:
+    """The most pixels a window (or a sequence's canvas) may hold: $LATENTMIRROR_MAX_PIXELS, else
+    :data:`DEFAULT_MAX_PIXELS`."""
+    text = os.environ.get(MAX_PIXELS_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise error(f"${MAX_PIXELS_VARIABLE} must be a whole number of pixels > 0, not '{text}'")
+    return value
+
+
+def check_window_size(window: Box, what: str, path: str) -> None:
+    """Refuse, before anything is allocated for it, a window above :func:`max_pixels` (or an
+    empty one: OpenEXR windows hold at least one pixel)."""
+    cap = max_pixels()
+    if window.width <= 0 or window.height <= 0:
+        raise error(f"{what} {window} is empty (damaged header?)", file=path)
+    if window.width * window.height > cap:
+        raise error(
+            f"{what} {window} is {window.width} x {window.height} pixels, above the cap of "
+            f"{cap} pixels (damaged or hostile header?); if the plate is real, raise "
+            f"${MAX_PIXELS_VARIABLE}",
+            file=path,
+        )
+
+
+def check_header_windows(header: ExrHeader) -> None:
+    """Both windows of one part within :func:`max_pixels`."""
+    check_window_size(header.display_window, "display window", header.path)
+    check_window_size(header.data_window, "data window", header.path)
+
+
 def read_channels(path: str, header: ExrHeader, names: list[str]) -> np.ndarray:
     """The named channels of one part over its data window: float32 [height, width, len(names)]."""
+    check_header_windows(header)
     inp = _open(path)
     try:
         if not inp.seek_subimage(header.subimage, 0):
-            raise error(f"cannot seek to part {header.subimage}: {inp.geterror()}", file=path)
+            raise error(f"cannot seek to part {header.subimage}: {_error_text(inp)}", file=path)
         pixels = inp.read_image(header.subimage, 0, 0, len(header.channels), "float")
         if pixels is None or inp.has_error:
-            raise error(f"cannot read pixels (truncated or corrupt?): {inp.geterror()}", file=path)
+            message = _error_text(inp)
+            raise error(f"cannot read pixels (truncated or corrupt?): {message}", file=path)
     finally:
         inp.close()
-    pixels = np.asarray(pixels, dtype=np.float32).reshape(
-        header.data_window.height, header.data_window.width, len(header.channels)
-    )
-    return pixels[..., [header.channels.index(n) for n in names]]
+    shape = (header.data_window.height, header.data_window.width, len(header.channels))
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if pixels.size != math.prod(shape):
+        raise error(f"pixels do not fill the data window {header.data_window}", file=path)
+    return pixels.reshape(shape)[..., [header.channels.index(n) for n in names]]
 
 
 def write_exr(
@@ -272,15 +319,23 @@ def _spec_for(
 
 
 def _open(path: str) -> oiio.ImageInput:
-    if not os.path.exists(path):
-        raise error("file does not exist", file=path)
+    require_regular_file(path, "frame")
     inp = oiio.ImageInput.open(path)
     if inp is None:
-        raise error(f"cannot open as an image: {oiio.geterror() or 'unknown error'}", file=path)
+        raise error(f"cannot open as an image: {_error_text(oiio)}", file=path)
     if inp.format_name() != "openexr":
         inp.close()
         raise error(f"is a {inp.format_name()} file, not OpenEXR", file=path)
     return inp
+
+
+def _error_text(source) -> str:
+    """``source.geterror()`` (an ImageInput, or the oiio module): a damaged file can put bytes
+    in OpenImageIO's message that are not UTF-8."""
+    try:
+        return source.geterror() or "unknown error"
+    except UnicodeDecodeError:
+        return "OpenImageIO's message is not readable text"
 
 
 def _header_of(path: str, spec: oiio.ImageSpec, subimage: int) -> ExrHeader:

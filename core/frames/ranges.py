@@ -10,10 +10,13 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from fileseq import FrameSet, ParseException
+from fileseq import FrameSet, MaxSizeException, ParseException
 
 from ..errors import error
 
+# The most frames one range may name (11 hours at 24 fps): "1001-99999999999" is a typo, and
+# listing it would take the process's memory.
+MAX_FRAMES = 1_000_000
 _EXAMPLES = (
     "expected forms like 1001, 1001-1100, 1001-1100x2, 1-10y3, 1-10:2 or 1001,1003,1010-1020"
 )
@@ -33,17 +36,28 @@ def parse_frame_range(text: str) -> list[int]:
     frames: list[int] = []
     for item in items:
         frames.extend(_parse_item(item, text))
+        if len(frames) > MAX_FRAMES:
+            raise error(f"frame range '{text}' names more than {MAX_FRAMES:,} frames")
     return list(dict.fromkeys(frames))
 
 
 def _parse_item(item: str, text: str) -> list[int]:
     try:
-        frames = list(FrameSet(item))
+        frame_set = FrameSet(item)
+        count = len(frame_set)  # counted before any list of frames is built
+    except MaxSizeException:
+        count = MAX_FRAMES + 1  # fileseq's own cap is 10 million
     except ParseException as exc:
         reason = str(exc).splitlines()[0]
         raise error(
             f"'{item}' in frame range '{text}' is not a frame range ({reason}); {_EXAMPLES}"
         ) from None
+    if count > MAX_FRAMES:
+        raise error(
+            f"'{item}' in frame range '{text}' names more than {MAX_FRAMES:,} frames; check the "
+            "range for a typo"
+        )
+    frames = list(frame_set)
     if any(isinstance(frame, Decimal) for frame in frames):
         raise error(f"'{item}' in frame range '{text}' has subframes; frames are whole numbers")
     if not frames:

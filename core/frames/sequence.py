@@ -16,12 +16,15 @@ from .channels import select_channels
 from .exr import (
     FINGERPRINT_ATTRIBUTE,
     HALF_MAX,
+    MAX_PIXELS_VARIABLE,
     WRITER_ATTRIBUTE,
     Attribute,
     Box,
     ExrHeader,
     ExrWriteOptions,
+    check_header_windows,
     incomplete_reason,
+    max_pixels,
     read_channels,
     read_headers,
     write_exr,
@@ -135,9 +138,7 @@ def load_sequence(
         plate_colorspace = _plate_colorspace(cfg, colorspace, first[selection.subimage])
     display = _common_display_window(plan, headers)
     data_windows = [_data_window(p, headers, selection.subimage, display) for p in plan]
-    canvas = display
-    for window in data_windows:
-        canvas = canvas.union(window)
+    canvas = _canvas(plan, display, data_windows)
 
     rgb = np.zeros((len(plan), canvas.height, canvas.width, 3), np.float32)
     alpha = np.zeros((len(plan), canvas.height, canvas.width), np.float32)
@@ -187,7 +188,37 @@ def _read_all_headers(plan: list[PlannedFrame]) -> dict[str, list[ExrHeader]]:
         if planned.path is not None and planned.path not in headers:
             with context(frame=planned.frame):
                 headers[planned.path] = read_headers(planned.path)
+                for header in headers[planned.path]:
+                    check_header_windows(header)
     return headers
+
+
+# The canvas is allocated for every frame: data windows may add overscan around the display
+# window, but one far outside it (a damaged header, a data window at 30000, 30000) would make
+# the canvas huge. Allowed: up to one display width/height beyond each edge, or any canvas up
+# to 4096 x 4096.
+_OVERSCAN_CANVAS = 9  # (1 + 2 x one display size) squared
+_SMALL_CANVAS = 4096 * 4096
+
+
+def _canvas(plan: list[PlannedFrame], display: Box, data_windows: list[Box]) -> Box:
+    """The union of the display and data windows, refused before allocation when too large."""
+    canvas = display
+    for planned, window in zip(plan, data_windows, strict=True):
+        canvas = canvas.union(window)
+        pixels = canvas.width * canvas.height
+        far = pixels > max(_OVERSCAN_CANVAS * display.width * display.height, _SMALL_CANVAS)
+        if far or pixels > max_pixels():
+            raise error(
+                f"data window {window} lies far outside the display window {display}: holding "
+                f"both needs a canvas of {canvas.width} x {canvas.height} pixels per frame "
+                f"(allowed: up to one display size of overscan on each side, and at most "
+                f"{max_pixels()} pixels, ${MAX_PIXELS_VARIABLE}); crop the data window to the "
+                "display window (oiiotool in.exr --crop <display window> -o out.exr)",
+                file=planned.path,
+                frame=planned.frame,
+            )
+    return canvas
 
 
 def _common_display_window(plan: list[PlannedFrame], headers: dict) -> Box:

@@ -13,6 +13,7 @@ import threading
 import torch
 
 from ..caches import register_cache
+from ..storage import require_regular_file
 from .model import GanModel
 
 DTYPES = {
@@ -49,6 +50,7 @@ def get_model(path: str, device: torch.device | str = "cpu", dtype: str = "auto"
     from .loading import load_gan
 
     device = torch.device(device)
+    require_regular_file(path, "GAN model file")  # hashing a FIFO or /dev/zero never ends
     content_hash = file_hash(path)
     key = (content_hash, str(device), str(resolve_dtype(dtype, device)))
     with _lock:

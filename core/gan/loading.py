@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from ..errors import error
-from ..storage import write_atomically
-from . import safe_pickle, tf_convert, tf_pickle
+from ..storage import require_regular_file, write_atomically
+from . import bounds, safe_pickle, tf_convert, tf_pickle
 from .model import GanModel
 
 FORMAT_ID = "latentmirror-gan"
@@ -33,6 +33,9 @@ METADATA_KEY = "latentmirror"
 TF_FORMAT = "tensorflow-pickle"  # architecture["format"] of a TensorFlow StyleGAN2 pickle
 # Images StyleGAN2/3 were trained at, as far as our networks are tested.
 RESOLUTIONS = {"stylegan2": (4, 1024), "stylegan3": (16, 1024)}
+# The largest released StyleGAN pickles (G, D and G_ema at 1024 px) are under 400 MB; a bigger
+# file is not one, and reading it whole could exhaust memory.
+MAX_MODEL_BYTES = 4 * 2**30
 
 
 @dataclass
@@ -150,10 +153,14 @@ _OTHER_KINDS = {
 
 
 def _read(path: str) -> bytes:
-    if not os.path.exists(path):
-        raise error("no such GAN model file", file=path)
-    if os.path.isdir(path):
-        raise error("expected a GAN model file, found a folder", file=path)
+    require_regular_file(path, "GAN model file")
+    size = os.path.getsize(path)
+    if size > MAX_MODEL_BYTES:
+        raise error(
+            f"the GAN model file holds {size / 2**30:.1f} GiB, more than any StyleGAN2/3 model "
+            f"({MAX_MODEL_BYTES // 2**30} GiB at most)",
+            file=path,
+        )
     try:
         return Path(path).read_bytes()
     except OSError as exc:
@@ -188,7 +195,11 @@ def _sniff(data: bytes, path: str) -> str:
 
 def _spec_from_nvlabs(obj: object, path: str) -> _Spec:
     if not isinstance(obj, dict):
-        raise error("wrong kind of pickle: not an NVlabs network pickle (no dict)", file=path)
+        raise error(
+            f"wrong kind of pickle: it holds {_kind_of(obj)}, not an NVlabs network pickle (no "
+            "dict)",
+            file=path,
+        )
     g = next((obj[k] for k in ("G_ema", "G") if k in obj and obj[k] is not None), None)
     if not isinstance(g, safe_pickle.PersistentRecord):
         raise error(
@@ -214,6 +225,16 @@ def _spec_from_tf(networks: tuple, path: str) -> _Spec:
     return spec
 
 
+def _kind_of(obj: object) -> str:
+    """'a torch.Tensor', 'a list' ...: what a file held instead of a model, for messages."""
+    kind = type(obj)
+    return (
+        f"a {kind.__qualname__}"
+        if kind.__module__ == "builtins"
+        else f"a {kind.__module__}.{kind.__qualname__}"
+    )
+
+
 def _nvlabs_kind(g: safe_pickle.PersistentRecord, path: str) -> str:
     """'stylegan2' | 'stylegan3', from the generator's class name and state keys."""
     if g.class_name == "Generator" and not g.init_args:
@@ -234,7 +255,9 @@ def _nvlabs_kind(g: safe_pickle.PersistentRecord, path: str) -> str:
 
 def _spec_from_torch(ckpt: object, path: str) -> _Spec:
     if not isinstance(ckpt, dict):
-        raise error("wrong kind of torch file: not a checkpoint dict", file=path)
+        raise error(
+            f"wrong kind of torch file: it holds {_kind_of(ckpt)}, not a checkpoint dict", file=path
+        )
     g_state = next((ckpt[k] for k in ("g_ema", "g") if isinstance(ckpt.get(k), dict)), None)
     if g_state is None and isinstance(ckpt.get("state_dict"), dict):  # e4e / pSp encoders
         sd = ckpt["state_dict"]
@@ -493,8 +516,14 @@ def _build(spec: _Spec, path: str) -> tuple[torch.nn.Module, torch.nn.Module | N
     classes = _classes(spec.kind, path)
     _check_resolution(spec.kind, spec.g_kwargs.get("img_resolution"), path)
     fixed = ("resample_filter", "up_filter", "down_filter")
+    g_defaults = fixed + (("mapping.w_avg",) if spec.estimate_w_avg else ())
+    # Everything checked before a real tensor is allocated: the kwargs decide the memory taken.
+    _check_fits(classes, spec.g_class, spec.g_kwargs, spec.g_state, g_defaults, "generator", path)
+    if spec.d_class is not None:
+        d_kwargs, d_state = spec.d_kwargs or {}, spec.d_state or {}
+        _check_fits(classes, spec.d_class, d_kwargs, d_state, fixed, "discriminator", path)
     g = _instantiate(classes, spec.g_class, spec.g_kwargs, path)
-    _load_state(g, spec.g_state, fixed + (("mapping.w_avg",) if spec.estimate_w_avg else ()), path)
+    _load_state(g, spec.g_state, g_defaults, path)
     if spec.estimate_w_avg:
         _estimate_w_avg(g)
     d = None
@@ -504,12 +533,22 @@ def _build(spec: _Spec, path: str) -> tuple[torch.nn.Module, torch.nn.Module | N
     return g, d
 
 
+def _check_fits(
+    classes: dict, class_name: str, kwargs: dict, state: dict, defaults: tuple, what: str, path: str
+) -> None:
+    """The kwargs within bounds, and the network they describe (built on the meta device, shapes
+    only) made of exactly the tensors in the file."""
+    bounds.check_architecture_bounds(kwargs, what, path)
+    shapes = bounds.dry_build(lambda: _instantiate(classes, class_name, kwargs, path))
+    _check_state(shapes, state, defaults, path)
+
+
 def _instantiate(classes: dict, class_name: str, kwargs: dict, path: str) -> torch.nn.Module:
     if class_name not in classes:
         raise error(f"unknown architecture: class '{class_name}'", file=path)
     try:
         return classes[class_name](**kwargs)
-    except (TypeError, ValueError, KeyError, AssertionError) as exc:
+    except Exception as exc:  # kwargs from a file: any failure to build is the file's
         raise error(
             f"unknown architecture: cannot build {class_name} from its init kwargs ({exc})",
             file=path,
@@ -520,6 +559,15 @@ def _load_state(
     net: torch.nn.Module, state: dict[str, torch.Tensor], defaults: tuple[str, ...], path: str
 ) -> None:
     """Copy ``state`` into ``net``; every key must match, except fixed filters we rebuild."""
+    _check_state(net, state, defaults, path)
+    net.load_state_dict({**net.state_dict(), **state}, strict=True)
+
+
+def _check_state(
+    net: torch.nn.Module, state: dict[str, torch.Tensor], defaults: tuple[str, ...], path: str
+) -> None:
+    """Every tensor of ``net`` in ``state`` with its shape (but the fixed filters we rebuild),
+    and nothing else in ``state``."""
     own = net.state_dict()
     missing = [k for k in own if k not in state and not k.endswith(defaults)]
     unexpected = [k for k in state if k not in own]
@@ -538,8 +586,6 @@ def _load_state(
             f"unknown architecture: weights do not fit {type(net).__name__} ({'; '.join(parts)})",
             file=path,
         )
-    merged = {**own, **state}
-    net.load_state_dict(merged, strict=True)
 
 
 @torch.no_grad()

@@ -72,7 +72,7 @@ def _filter_size(f: torch.Tensor | None) -> tuple[int, int]:
 
 def setup_filter(
     f: Sequence[float] | np.ndarray | torch.Tensor | None,
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
     normalize: bool = True,
     flip_filter: bool = False,
     gain: float = 1,
@@ -89,7 +89,8 @@ def setup_filter(
     >>> setup_filter([1, 3, 3, 1]).shape
     torch.Size([4, 4])
     """
-    f = torch.as_tensor(1.0 if f is None else f, dtype=torch.float32).clone()
+    # On the CPU even while a network is dry-built on the meta device: filters are tiny.
+    f = torch.as_tensor(1.0 if f is None else f, dtype=torch.float32, device="cpu").clone()
     if f.ndim == 0:
         f = f[None]
     if f.ndim not in (1, 2) or f.numel() == 0:
@@ -103,7 +104,7 @@ def setup_filter(
     if flip_filter:
         f = f.flip(list(range(f.ndim)))
     f = f * (gain ** (f.ndim / 2))
-    return f.to(device=device)
+    return f if device is None else f.to(device=device)
 
 
 def upfirdn2d(

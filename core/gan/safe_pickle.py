@@ -120,13 +120,23 @@ def _checked_tensor(value: Any, name: str) -> torch.Tensor:
 # Tensors, rebuilt from the storages inside the pickle.
 
 
+_LOAD_FROM_BYTES = "torch.storage._load_from_bytes"
+
+
 def _load_storage(data: bytes) -> Any:
-    """``torch.storage._load_from_bytes`` with weights-only semantics."""
+    """``torch.storage._load_from_bytes`` with weights-only semantics: a tensor's storage, and
+    nothing else, may come out of the embedded ``torch.save`` payload."""
     if not isinstance(data, (bytes, bytearray)):
         raise pickle.UnpicklingError("tensor storage is not bytes")
-    storage = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    try:
+        storage = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:  # torch refused a global in the payload
+        found = _UNSUPPORTED_GLOBAL.search(str(exc))
+        name = found.group(1) if found else _LOAD_FROM_BYTES
+        raise RefusedContent(f"an object of class '{name}' in a tensor payload", name) from None
     if not isinstance(storage, (torch.TypedStorage, torch.UntypedStorage)):
-        raise pickle.UnpicklingError("tensor storage payload is not a storage")
+        what = f"a {type(storage).__module__}.{type(storage).__qualname__} where a tensor's storage"
+        raise RefusedContent(f"{what} belongs", _LOAD_FROM_BYTES)
     return storage
 
 
@@ -210,6 +220,14 @@ class RefusedGlobal(pickle.UnpicklingError):
         self.qualified_name = qualified_name
 
 
+class RefusedContent(pickle.UnpicklingError):
+    """An allowed global got content a model file does not hold (a payload of another kind)."""
+
+    def __init__(self, what: str, qualified_name: str):
+        super().__init__(what)
+        self.what, self.qualified_name = what, qualified_name
+
+
 class SafeUnpickler(pickle.Unpickler):
     """``pickle.Unpickler`` that resolves only :data:`ALLOWED_GLOBALS`."""
 
@@ -232,6 +250,13 @@ def _refusal_message(qualified: str) -> str:
     return f"{message} ({hint})" if hint else message
 
 
+def _content_refusal(what: str, qualified: str) -> str:
+    return (
+        f"refused: the file holds {what}, which a model file does not contain ({qualified}); "
+        "nothing from the file was run"
+    )
+
+
 def load_pickle(data: bytes, path: str) -> Any:
     """Unpickle ``data`` (the bytes of ``path``) with :class:`SafeUnpickler`.
 
@@ -241,6 +266,8 @@ def load_pickle(data: bytes, path: str) -> Any:
         return SafeUnpickler(io.BytesIO(data)).load()
     except RefusedGlobal as exc:
         raise error(_refusal_message(exc.qualified_name), file=path) from None
+    except RefusedContent as exc:
+        raise error(_content_refusal(exc.what, exc.qualified_name), file=path) from None
     except (EOFError, pickle.UnpicklingError, ValueError, TypeError, RuntimeError) as exc:
         raise error(f"corrupt or truncated pickle: {_first_line(exc)}", file=path) from None
     except (AttributeError, IndexError, KeyError, MemoryError, OverflowError) as exc:
@@ -271,11 +298,9 @@ def load_torch(data: bytes, path: str) -> Any:
         found = _UNSUPPORTED_GLOBAL.search(text)
         if found:
             raise error(_refusal_message(found.group(1)), file=path) from None
-        if "weights only load failed" in text.lower():
-            detail = next((ln for ln in text.splitlines()[1:] if ln.strip()), "")
+        if "weights only load failed" in text.lower():  # torch's advice after it is not ours
             raise error(
-                f"refused to load: the torch file holds objects outside the weights-only allow "
-                f"list; nothing from the file was run ({detail.strip()[:200]})",
+                _content_refusal("objects outside the weights-only allow list", "torch.load"),
                 file=path,
             ) from None
         raise error(f"corrupt torch file: {_first_line(exc)}", file=path) from None

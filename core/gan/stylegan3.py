@@ -133,7 +133,8 @@ def design_lowpass_filter(
 
     # Jinc: the impulse response of an ideal disc-shaped (isotropic) low-pass.
     t = (np.arange(numtaps) - (numtaps - 1) / 2) / fs
-    r = torch.as_tensor(np.hypot(*np.meshgrid(t, t)), dtype=torch.float64)
+    # On the CPU even while a network is dry-built on the meta device (read back as numpy).
+    r = torch.as_tensor(np.hypot(*np.meshgrid(t, t)), dtype=torch.float64, device="cpu")
     jinc = torch.special.bessel_j1(2 * np.pi * cutoff * r) / (np.pi * r)
     jinc = torch.where(r == 0, torch.full_like(r, cutoff), jinc)  # limit at r = 0
     f = jinc.numpy() * np.outer(window, window)
