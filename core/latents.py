@@ -17,14 +17,19 @@ import hashlib
 import json
 import logging
 import os
-import time
 from dataclasses import dataclass, field, replace
 
 import torch
 
 from .errors import LatentmirrorError, error
 from .fit import Fit
-from .storage import require_regular_file, temporaries_in, tensor_digest, write_atomically
+from .storage import (
+    is_abandoned,
+    require_regular_file,
+    temporaries_in,
+    tensor_digest,
+    write_atomically,
+)
 
 log = logging.getLogger("latentmirror")
 
@@ -235,15 +240,13 @@ class LatentCache:
     An entry is used only when its tensors match their stored digests: a damaged, altered or
     unreadable entry is a miss (warned once, removed where the folder allows). A read-only
     folder serves its entries and skips writes (warned once). Temporaries of killed writers
-    count toward ``max_bytes`` and are removed once older than ``orphan_age`` seconds.
+    count toward ``max_bytes`` and are removed once abandoned (:func:`~.storage.is_abandoned`:
+    their process is gone, or they are old).
     """
 
-    def __init__(
-        self, folder: str | None = None, max_bytes: int = 2 * 1024**3, orphan_age: float = 3600
-    ):
+    def __init__(self, folder: str | None = None, max_bytes: int = 2 * 1024**3):
         self.folder = folder or default_cache_folder()
         self.max_bytes = max_bytes
-        self.orphan_age = orphan_age
 
     def _path(self, key: str) -> str:
         return os.path.join(self.folder, f"{key}.safetensors")
@@ -282,8 +285,7 @@ class LatentCache:
             log.warning("%s", message)
 
     def _prune(self) -> None:
-        """Old orphan temporaries go first, then the least recently used entries."""
-        now = time.time()
+        """Abandoned temporaries go first, then the least recently used entries."""
         temporaries = {os.path.basename(path) for path in temporaries_in(self.folder)}
         entries, total = [], 0
         for name in os.listdir(self.folder):
@@ -293,7 +295,7 @@ class LatentCache:
             except FileNotFoundError:  # another process's writer renamed or removed it
                 continue
             if name in temporaries:
-                if now - stat.st_mtime > self.orphan_age:
+                if is_abandoned(path):
                     _remove_quietly(path)
                 else:  # perhaps being written now: left alone, but it takes room
                     total += stat.st_size

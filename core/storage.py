@@ -127,13 +127,16 @@ def write_atomically(path: str, write: Callable[[str], None]) -> str:
     """
     path = os.path.abspath(path)
     folder, name = os.path.split(path)
-    os.makedirs(folder, exist_ok=True)
-    remove_leftover_temporaries(path)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f"{_TEMPORARY_PREFIX}{_name_digest(name)}-{_host_name()}-{os.getpid()}-",
-        suffix=f".tmp{os.path.splitext(name)[1][:16]}",
-        dir=folder,
-    )
+    try:  # a read-only or full volume, a folder we may not write: said plainly, with the file
+        os.makedirs(folder, exist_ok=True)
+        remove_leftover_temporaries(path)
+        handle, temporary = tempfile.mkstemp(
+            prefix=f"{_TEMPORARY_PREFIX}{_name_digest(name)}-{_host_name()}-{os.getpid()}-",
+            suffix=f".tmp{os.path.splitext(name)[1][:16]}",
+            dir=folder,
+        )
+    except OSError as exc:
+        raise error(f"cannot write here: {exc.strerror} ({exc.filename})", file=path) from None
     os.close(handle)
     try:
         write(temporary)

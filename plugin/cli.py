@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument(
         "--chunk", type=_whole_number_arg(1), default=None, metavar="N",
         help="render the shot N frames at a time (memory follows N, not the shot's length); "
-        "chunks complete on disk are skipped, so a killed render resumes",
+        "chunks whose frames are up to date on disk are skipped, so a killed render resumes",
     )  # fmt: skip
     render.add_argument(
         "--preroll", type=_whole_number_arg(0), default=None, metavar="K",
@@ -105,11 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _frame_range_arg(text: str) -> str:
     """``--frames``: read at once (a typo is refused before anything loads), at most
-    `validate.MAX_FRAMES` frames; kept as typed for the graph's loaders."""
-    from .validate import check_frame_range
+    `core.frames.ranges.MAX_FRAMES` frames; kept as typed for the graph's loaders."""
+    from ..core.frames import parse_frame_range
 
     try:
-        check_frame_range(text)
+        parse_frame_range(text)
     except LatentmirrorError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
@@ -259,7 +259,7 @@ def _render_shot(args, host, backend) -> int:
     if backend.where is None:  # rendered here
         print(
             f"rendered {args.graph}: {report.chunks} chunks ({len(report.rendered)} rendered, "
-            f"{len(report.skipped)} complete on disk), {len(report.files)} files written, "
+            f"{len(report.skipped)} up to date on disk), {len(report.files)} files written, "
             f"{report.seconds:.1f} s",
             file=summary,
         )
@@ -269,7 +269,7 @@ def _render_shot(args, host, backend) -> int:
         print(
             f"rendered {args.graph} on {backend.where}: {report.chunks} chunks "
             f"({len(report.rendered)} succeeded, {len(report.failed)} failed, "
-            f"{len(report.skipped)} complete on disk)",
+            f"{len(report.skipped)} up to date on disk)",
             file=summary,
         )
     return EXIT_FAILED if report.failed else EXIT_OK

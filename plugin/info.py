@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 from ..core.errors import LatentmirrorError, error
 from ..core.frames import format_frame_ranges, parse_pattern
 from ..core.frames.exr import ExrHeader, read_headers
+from ..core.storage import require_regular_file
 from ..host import MODEL_EXTENSIONS
 
 
@@ -15,8 +14,7 @@ def describe(target: str) -> str:
         return describe_model(target)
     pattern = parse_pattern(target)
     if pattern.is_single_file:
-        if not os.path.isfile(target):
-            raise error("file does not exist", file=target)
+        require_regular_file(target, "file")
         return describe_file(target)
     return describe_sequence(target)
 

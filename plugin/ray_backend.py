@@ -1,6 +1,6 @@
 """``--ray ADDRESS``: a shot's chunks as Ray tasks.
 
-Each chunk that is not complete on disk becomes one task: one GPU per task where the cluster has
+Each chunk that is not up to date on disk becomes one task: one GPU per task where the cluster has
 GPUs, one CPU otherwise. The worker renders the chunk headless (its pre-roll warms the start;
 nothing carries between tasks) and writes the frames itself, so the output folder must be on
 storage every node sees. The driver gathers progress as tasks finish; a task that fails is

@@ -39,9 +39,6 @@ from .graph import (
 
 log = logging.getLogger("latentmirror")
 
-# The most frames one range may name: a typo such as 1001-99999999999 is refused at once instead
-# of building a list of 10^11 frames.
-MAX_FRAMES = 1_000_000
 NAME_MAX, PATH_MAX = 255, 4096  # bytes, where the file system does not say
 
 
@@ -255,25 +252,6 @@ def _shown(value) -> str:
 # Node-specific checks: frame ranges and output paths
 
 
-def check_frame_range(text: str) -> list[int]:
-    """The frames ``text`` names, refused at once when the range names more than MAX_FRAMES
-    (counted from its numbers, before any list of frames is built)."""
-    for item in re.split(r"[,\s]+", text.strip()):
-        ends = re.fullmatch(r"(-?[\d.]+)-(-?[\d.]+).*", item)
-        if ends is None:
-            continue
-        try:
-            span = abs(float(ends.group(2)) - float(ends.group(1)))
-        except ValueError:
-            continue  # parse_frame_range says what is wrong with it
-        if span >= MAX_FRAMES:
-            raise error(
-                f"'{item}' in frame range '{text}' names more than {MAX_FRAMES:,} frames, the "
-                "most one render takes; check the range for a typo"
-            )
-    return parse_frame_range(text)
-
-
 def _frames_input(name: str) -> Callable[[GraphNode, bool], list[LatentmirrorError]]:
     def check(node: GraphNode, local_paths: bool) -> list[LatentmirrorError]:
         value = node.inputs.get(name)
@@ -281,7 +259,7 @@ def _frames_input(name: str) -> Callable[[GraphNode, bool], list[LatentmirrorErr
             return []  # empty: every frame; a tuple: a shot render's parsed frames
         try:
             with context(input=name):
-                check_frame_range(value)
+                parse_frame_range(value)  # bounded: at most ranges.MAX_FRAMES
         except LatentmirrorError as exc:
             return [exc]
         return []
@@ -328,6 +306,8 @@ def check_output_path(path: str, typed: str, local_paths: bool = True) -> None:
         )
     if local_paths and not os.path.isdir(existing):
         raise error(f"cannot make the folder {folder}: {existing} is a file, not a folder")
+    if local_paths and not os.access(existing, os.W_OK | os.X_OK):
+        raise error(f"the folder {existing} is not writable (read-only, or not yours)")
 
 
 def _nearest_existing(folder: str) -> str:

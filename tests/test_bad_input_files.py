@@ -33,6 +33,7 @@ from latentmirror.core.frames.sequence import load_sequence
 from latentmirror.core.gan.cache import get_model
 from latentmirror.core.gan.loading import load_gan, save_safetensors
 from latentmirror.core.latents import GanLatent, LatentCache, load_latents
+from latentmirror.core.storage import _host_name
 
 from . import gan_fixtures as fx
 from .support import IDENTITY, assert_clean_refusal, folder_state, run_cli, write_raw_exr
@@ -366,12 +367,15 @@ def test_a_read_only_cache_serves_good_entries_and_skips_damaged_ones(tmp_path):
         subprocess.run(["rm", "-rf", base], check=True)
 
 
-def test_orphan_temporaries_count_toward_the_size_and_go_when_old(tmp_path):
+def test_orphan_temporaries_count_toward_the_size_and_go_when_abandoned(tmp_path):
     cache = LatentCache(str(tmp_path / "cache"), max_bytes=10**9)
     cache.put("k1", make_latent())
     size = os.path.getsize(cache._path("k1"))
-    old = Path(cache.folder) / f".{Path(cache._path('k0')).name}.abc123.tmp.safetensors"
-    young = Path(cache.folder) / f".{Path(cache._path('k9')).name}.def456.tmp.safetensors"
+    # named as write_atomically names them: one of a live writer (this process), one of a
+    # writer on another host that has not touched it for two hours
+    digest = "0123456789abcdef"
+    old = Path(cache.folder) / f".lm-{digest}-otherhost-1-abc123.tmp.safetensors"
+    young = Path(cache.folder) / f".lm-{digest}-{_host_name()}-{os.getpid()}-def456.tmp.safetensors"
     old.write_bytes(b"\0" * size * 3)
     young.write_bytes(b"\0" * size)
     os.utime(old, (time.time() - 7200, time.time() - 7200))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 import torch
 
 from latentmirror.core.errors import LatentmirrorError
+from latentmirror.core.storage import write_atomically
 from latentmirror.plugin import cli
 from latentmirror.plugin.graph import graph_from_json, load_graph
 from latentmirror.plugin.runner import node_classes, run_graph_file
@@ -198,6 +200,43 @@ def test_output_folder_that_is_a_file_is_refused(tmp_path):
     with pytest.raises(LatentmirrorError, match=r"taken is a file, not a folder"):
         validate_graph(graph, classes)
     validate_graph(graph, classes, local_paths=False)  # a server's storage: not looked up here
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A read-only file system (root writes anywhere else): a small tmpfs mounted ``ro``."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
+                             capture_output=True)  # fmt: skip
+    if mounted.returncode != 0:
+        os.chmod(folder, 0o555)  # not root: permissions are enough
+    yield folder
+    if mounted.returncode == 0:
+        subprocess.run(["umount", str(folder)], check=False)
+    os.chmod(folder, 0o755)
+
+
+def test_read_only_output_folder_is_refused_before_anything_runs(read_only_folder):
+    if os.access(read_only_folder, os.W_OK):
+        pytest.skip("cannot make a read-only folder here (root without mount)")
+    classes = node_classes()
+    graph = graph_from_json(_api_graph(str(read_only_folder / "r.####.exr")), classes)
+    with pytest.raises(LatentmirrorError, match=r"read-only is not writable") as caught:
+        validate_graph(graph, classes)
+    assert caught.value.where.input == "path" and "Save EXR" in str(caught.value)
+
+
+def test_unwritable_place_is_an_error_naming_the_file(read_only_folder, tmp_path):
+    """What validation cannot foresee (a volume turned read-only mid-render) is still a clear
+    error naming the file, never a raw OSError."""
+    (tmp_path / "taken").write_text("a file")
+    for target in (tmp_path / "taken" / "f.1001.exr", read_only_folder / "f.1001.exr"):
+        with pytest.raises(LatentmirrorError, match="cannot write here") as caught:
+            write_atomically(str(target), lambda temporary: Path(temporary).write_bytes(b"x"))
+        assert caught.value.where.file == str(target)
+        if os.access(read_only_folder, os.W_OK):
+            break
 
 
 def test_nan_is_refused_inside_the_node_too():

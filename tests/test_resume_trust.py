@@ -23,8 +23,10 @@ from latentmirror.core.errors import LatentmirrorError
 from latentmirror.core.frames.exr import (
     FINGERPRINT_ATTRIBUTE,
     WRITER_ATTRIBUTE,
+    Box,
     incomplete_reason,
     read_headers,
+    write_exr,
 )
 from latentmirror.core.frames.sequence import save_sequence
 from latentmirror.core.storage import (
@@ -448,3 +450,31 @@ def test_save_latents_replaces_only_latent_files_it_wrote(tmp_path):
         save_latents(latent, str(theirs))
     assert caught.value.where.file == str(theirs)
     assert theirs.read_text() == "someone's notes"
+
+
+def test_a_full_disk_never_leaves_a_torn_frame_under_its_final_name(tmp_path, rng):
+    """OpenEXR may report success when the volume fills during its last flush (the tail is
+    lost); the frame must not be renamed into place then. A small tmpfs filled to leave less
+    room than the frame needs (root mounts it; skipped elsewhere)."""
+    pixels = rng.random((96, 160, 4)).astype(np.float32)
+    window = Box(0, 0, 160, 96)
+    reference = str(tmp_path / "reference.exr")
+    write_exr(reference, pixels, ["R", "G", "B", "A"], window, window)
+    size = os.path.getsize(reference)
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)]
+    if subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        page = 4096
+        room = (size - 1) // page * page  # whole pages, a little less than the frame
+        stats = os.statvfs(folder)
+        (folder / "filler").write_bytes(b"\0" * (stats.f_bavail * stats.f_frsize - room))
+        target = str(folder / "f.1001.exr")
+        with pytest.raises(LatentmirrorError, match="disk is full") as caught:
+            write_exr(target, pixels, ["R", "G", "B", "A"], window, window)
+        assert caught.value.where.file == target
+        assert sorted(p.name for p in folder.iterdir()) == ["filler"]  # no torn frame, no temp
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)

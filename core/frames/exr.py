@@ -300,7 +300,36 @@ def _write_file(temporary: str, spec: oiio.ImageSpec, pixels: np.ndarray, path: 
     message = out.geterror()
     ok = out.close() and ok
     if not ok:
-        raise error(f"writing failed: {message or out.geterror()}", file=path)
+        reason = message or out.geterror()
+        raise error(f"writing failed: {reason}{_space_left(temporary)}", file=path)
+    _check_tail_written(temporary, spec, path)
+
+
+def _check_tail_written(temporary: str, spec: oiio.ImageSpec, path: str) -> None:
+    """OpenEXR can report success when the disk filled up mid-write (the file's tail is lost,
+    found only when someone reads it): decode the last rows, written last, before the frame
+    takes its final name. One chunk, so it costs little."""
+    inp = oiio.ImageInput.open(temporary)
+    rows = None
+    if inp is not None:
+        last = spec.y + spec.height - 1
+        rows = inp.read_scanlines(0, 0, last, last + 1, 0, 0, spec.nchannels, "float")
+        rows = None if inp.has_error else rows
+        inp.close()
+    if rows is None:
+        raise error(
+            f"writing failed: the file came out incomplete{_space_left(temporary)}", file=path
+        )
+
+
+def _space_left(path: str) -> str:
+    """A hint when the volume is (nearly) full: OpenImageIO's message does not say so."""
+    try:
+        stats = os.statvfs(os.path.dirname(path) or ".")
+    except OSError:
+        return ""
+    free = stats.f_bavail * stats.f_frsize
+    return f" (the disk is full: {free // 1024} KB free)" if free < 16 * 2**20 else ""
 
 
 def _spec_for(

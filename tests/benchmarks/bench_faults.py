@@ -8,7 +8,8 @@ inversion) through the CLI, each run in its own process, and injects faults:
 - a truncated output frame, then a resume;
 - a look change (Resynthesize truncation), then a resume with ``existing=skip``, chunked and not;
 - two renders writing the same frames at once (``existing=overwrite``);
-- a full disk: a small tmpfs where one can be mounted (root), else a file-size limit (EFBIG).
+- a full disk at five sizes: a small tmpfs where one can be mounted (root), else a file-size
+  limit (EFBIG).
 
 Outputs are checked with OpenImageIO alone (every pixel decoded). Counted: ``frames_lost``
 (a frame missing or undecodable after the resume), ``stale_kept`` (a frame bit-identical to the
@@ -214,20 +215,22 @@ def concurrent_writers(plate: str, work: str, tally: Tally) -> None:
     print("two renders writing the same frames at once")
 
 
-def full_disk(plate: str, work: str, tally: Tally) -> None:
-    folder = os.path.join(work, "small-disk")
+def full_disk(plate: str, work: str, tally: Tally, size_kb: int) -> None:
+    """The volume fills part-way through the shot: the render must fail (never exit 0) and
+    leave no torn frame and no temporary. Several sizes, so the disk fills at different points
+    of a frame (its last flush included)."""
+    folder = os.path.join(work, f"small-disk-{size_kb}")
     os.makedirs(folder)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", folder], capture_output=True
-    ).returncode == 0  # fmt: skip
+    mount = ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", folder]
+    mounted = subprocess.run(mount, capture_output=True).returncode == 0
     out = os.path.join(folder, "d.####.exr")
     try:
-        limit = None if mounted else 400_000
+        limit = None if mounted else size_kb * 1024
         code, stderr = run(render_command(plate, out), tally, "full disk", limit_file_size=limit)
         tally.faults_tried += 1
-        how = "a 600 KB tmpfs" if mounted else "a 400 KB file-size limit (EFBIG)"
+        how = f"a {size_kb} KB tmpfs" if mounted else f"a {size_kb} KB file-size limit (EFBIG)"
         last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
-        print(f"full disk on {how}: exit {code}; {last[:200]}")
+        print(f"full disk on {how}: exit {code}; {last[:160]}")
         left = partial_frames(out) + temporaries(out)
         tally.partial_left += len(left)
         if left:
@@ -252,7 +255,8 @@ def main() -> None:
         look_change(plate, work, tally, chunked=False)
         look_change(plate, work, tally, chunked=True)
         concurrent_writers(plate, work, tally)
-        full_disk(plate, work, tally)
+        for size_kb in (250, 300, 350, 400, 600):
+            full_disk(plate, work, tally, size_kb)
     print(tally.line())
 
 
