@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 
 from ..core import color
-from ..core.errors import context
+from ..core.errors import LatentmirrorError, context, error
 from ..core.frames import parse_pattern
 from ..core.frames.exr import COMPRESSIONS, PIXEL_TYPES, ExrWriteOptions
 from ..core.frames.plate import PlateInfo
@@ -114,6 +114,17 @@ class LoadEXRSequence:
             stat = os.stat(file)
             digest.update(f"{frame}:{stat.st_size}:{stat.st_mtime_ns};".encode())
         return digest.hexdigest()
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, frames: str = "") -> bool | str:
+        """ComfyUI calls this when a prompt is queued, before anything runs."""
+        return _comfy_verdict(cls.input_problems({cls.FRAMES_INPUT: frames}))
+
+    @classmethod
+    def input_problems(cls, inputs: dict, local_paths: bool = True) -> list[LatentmirrorError]:
+        """What is wrong with these inputs before anything runs (the headless validator and
+        VALIDATE_INPUTS both ask)."""
+        return frame_range_problems(inputs.get(cls.FRAMES_INPUT), cls.FRAMES_INPUT)
 
     def load(
         self,
@@ -227,6 +238,30 @@ class SaveEXRSequence:
         }
 
     @classmethod
+    def VALIDATE_INPUTS(cls, path: str = "") -> bool | str:
+        """ComfyUI calls this when a prompt is queued: a bad output path is refused before the
+        inversion runs, not after it. (Only ``path``: ComfyUI repeats the verdict for each
+        argument, and ``write_frames`` is set by shot renders, checked by the headless one.)"""
+        return _comfy_verdict(cls.input_problems({cls.PATH_INPUT: path}))
+
+    @classmethod
+    def input_problems(cls, inputs: dict, local_paths: bool = True) -> list[LatentmirrorError]:
+        """Frames are OpenEXR files (a .png path would write 8-bit PNGs), allowed here (the
+        host's roots), named within the file system's limits, in a folder that is one or can be
+        made and written. ``local_paths=False``: the frames go to another machine's storage
+        (a ComfyUI server), so only the names are checked."""
+        problems = frame_range_problems(inputs.get(cls.WRITE_FRAMES_INPUT), cls.WRITE_FRAMES_INPUT)
+        path = inputs.get(cls.PATH_INPUT)
+        if isinstance(path, str):
+            try:
+                with context(input=cls.PATH_INPUT):
+                    resolved = current_host().output_path(path) if local_paths else path
+                    check_output_pattern(resolved, path, local_paths)
+            except LatentmirrorError as exc:
+                problems.append(exc)
+        return problems
+
+    @classmethod
     def IS_CHANGED(cls, **_inputs) -> float:
         """Always run: frames deleted or stale on disk are written again (up-to-date ones are
         kept)."""
@@ -321,3 +356,70 @@ def _compression_tooltip() -> str:
         level = ", level from dwa_level" if c.takes_level else ""
         entries.append(f"{c.name}: {kind}{level}; {c.description}.")
     return " ".join(["OpenEXR compression.", *entries])
+
+
+# ----------------------------------------------------------------------------------------------
+# Checks made before anything runs (VALIDATE_INPUTS, the headless validator)
+
+NAME_MAX, PATH_MAX = 255, 4096  # bytes, where the file system does not say
+
+
+def _comfy_verdict(problems: list[LatentmirrorError]) -> bool | str:
+    """VALIDATE_INPUTS' answer: True, or the problems as ComfyUI shows them."""
+    return True if not problems else "; ".join(str(p) for p in problems)
+
+
+def frame_range_problems(value, name: str) -> list[LatentmirrorError]:
+    """A typed frame range that does not read, or names too many frames (empty: every frame;
+    a tuple: a shot render's parsed frames)."""
+    if not isinstance(value, str) or not value.strip():
+        return []
+    try:
+        with context(input=name):
+            parse_frame_range(value)  # bounded: at most ranges.MAX_FRAMES
+    except LatentmirrorError as exc:
+        return [exc]
+    return []
+
+
+def check_output_pattern(path: str, typed: str, local_paths: bool = True) -> None:
+    """Refuse an output pattern that cannot be written as EXR frames (see
+    :meth:`SaveEXRSequence.input_problems`)."""
+    pattern = parse_pattern(path)
+    if not pattern.path_for(1001).lower().endswith(".exr"):
+        raise error(f"'{typed}' does not end in .exr: Save EXR Sequence writes OpenEXR files only")
+    example = pattern.path_for(-(10**8))  # the longest frame number the saver writes
+    folder = os.path.dirname(example)
+    existing = _nearest_existing(folder)
+    name_max = _pathconf(existing, "PC_NAME_MAX", NAME_MAX) if local_paths else NAME_MAX
+    path_max = _pathconf(existing, "PC_PATH_MAX", PATH_MAX) if local_paths else PATH_MAX
+    for part in example.split(os.sep):
+        if len(os.fsencode(part)) > name_max:
+            shown = part if len(part) <= 60 else part[:57] + "..."
+            raise error(
+                f"the name '{shown}' is {len(os.fsencode(part))} bytes; the file system takes "
+                f"at most {name_max}"
+            )
+    if len(os.fsencode(example)) >= path_max:
+        raise error(
+            f"the path is {len(os.fsencode(example))} bytes; the file system takes at most "
+            f"{path_max - 1}"
+        )
+    if local_paths and not os.path.isdir(existing):
+        raise error(f"cannot make the folder {folder}: {existing} is a file, not a folder")
+    if local_paths and not os.access(existing, os.W_OK | os.X_OK):
+        raise error(f"the folder {existing} is not writable (read-only, or not yours)")
+
+
+def _nearest_existing(folder: str) -> str:
+    """``folder`` or its nearest ancestor that exists (a folder, or a file in the way)."""
+    while not os.path.lexists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    return folder
+
+
+def _pathconf(path: str, name: str, default: int) -> int:
+    try:
+        return os.pathconf(path if os.path.isdir(path) else os.path.dirname(path), name)
+    except (OSError, ValueError, AttributeError):
+        return default

@@ -209,7 +209,7 @@ def _render(args) -> int:
     seconds = time.perf_counter() - started
     print(
         f"rendered {args.graph}: {len(report.executed)} nodes, {len(report.files)} files "
-        f"written, {len(report.skipped_files)} already complete, {seconds:.1f} s"
+        f"written, {len(report.skipped_files)} kept up to date, {seconds:.1f} s"
     )
     for path in (
         report.files[:3]

@@ -9,8 +9,9 @@ reported at once, each naming the node's id and title and the input:
   of a matching type (``*`` and comma-separated types as ComfyUI allows);
 - a value is of the input's type (INT, FLOAT, BOOLEAN, STRING, a choice), finite, within its
   bounds; a list where a value is expected is refused;
-- node-specific checks: frame ranges are bounded and readable, Save EXR Sequence writes ``.exr``
-  files whose names and paths fit the file system.
+- the node's own checks (``input_problems``, which ComfyUI reaches through ``VALIDATE_INPUTS``):
+  frame ranges are bounded and readable, Save EXR Sequence writes ``.exr`` files whose names and
+  paths fit the file system, in a folder it may and can write.
 
 `coerce_input` is also what the runner converts each value with, so what is checked is what runs.
 """
@@ -18,15 +19,10 @@ reported at once, each naming the node's id and title and the input:
 from __future__ import annotations
 
 import logging
-import os
 import re
-from collections.abc import Callable
 
-from ..core.errors import LatentmirrorError, context, error, raise_all
-from ..core.frames import parse_frame_range, parse_pattern
-from ..host import current_host
+from ..core.errors import LatentmirrorError, error, raise_all
 from ..nodes.common import require_finite
-from ..nodes.exr_nodes import LoadEXRSequence, SaveEXRSequence
 from .graph import (
     DISPLAY_ONLY_TYPES,
     UI_ONLY_TYPES,
@@ -38,8 +34,6 @@ from .graph import (
 )
 
 log = logging.getLogger("latentmirror")
-
-NAME_MAX, PATH_MAX = 255, 4096  # bytes, where the file system does not say
 
 
 def validate_graph(graph: dict[str, GraphNode], classes: dict, local_paths: bool = True) -> None:
@@ -61,9 +55,10 @@ def validate_graph(graph: dict[str, GraphNode], classes: dict, local_paths: bool
             continue  # reported above
         node_problems = _input_problems(node, node_class, graph, classes)
         reported = {p.where.input for p in node_problems}
-        check = NODE_CHECKS.get(node_class)
+        check = getattr(node_class, "input_problems", None)  # the node's own checks
         if check is not None:
-            node_problems += [p for p in check(node, local_paths) if p.where.input not in reported]
+            found = check(node.inputs, local_paths=local_paths)
+            node_problems += [p for p in found if p.where.input not in reported]
         problems += [p.at(node=node_label(node, classes)) for p in node_problems]
     raise_all(problems, "the graph")
 
@@ -246,85 +241,3 @@ def _parse_bool(value, name: str) -> bool:
 def _shown(value) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-# ----------------------------------------------------------------------------------------------
-# Node-specific checks: frame ranges and output paths
-
-
-def _frames_input(name: str) -> Callable[[GraphNode, bool], list[LatentmirrorError]]:
-    def check(node: GraphNode, local_paths: bool) -> list[LatentmirrorError]:
-        value = node.inputs.get(name)
-        if not isinstance(value, str) or not value.strip():
-            return []  # empty: every frame; a tuple: a shot render's parsed frames
-        try:
-            with context(input=name):
-                parse_frame_range(value)  # bounded: at most ranges.MAX_FRAMES
-        except LatentmirrorError as exc:
-            return [exc]
-        return []
-
-    return check
-
-
-def _check_output_path(node: GraphNode, local_paths: bool) -> list[LatentmirrorError]:
-    """Save EXR Sequence: frames are OpenEXR files (a .png path would write 8-bit PNGs), named
-    within the file system's limits, in a folder that is one or can be made."""
-    problems = _frames_input(SaveEXRSequence.WRITE_FRAMES_INPUT)(node, local_paths)
-    name = SaveEXRSequence.PATH_INPUT
-    path = node.inputs.get(name)
-    if not isinstance(path, str):
-        return problems
-    try:
-        with context(input=name):
-            check_output_path(current_host().output_path(path), path, local_paths)
-    except LatentmirrorError as exc:
-        problems.append(exc)
-    return problems
-
-
-def check_output_path(path: str, typed: str, local_paths: bool = True) -> None:
-    """Refuse an output pattern that cannot be written as EXR frames (see the caller)."""
-    pattern = parse_pattern(path)
-    if not pattern.path_for(1001).lower().endswith(".exr"):
-        raise error(f"'{typed}' does not end in .exr: Save EXR Sequence writes OpenEXR files only")
-    example = pattern.path_for(-(10**8))  # the longest frame number the saver writes
-    folder = os.path.dirname(example)
-    existing = _nearest_existing(folder)
-    name_max = _pathconf(existing, "PC_NAME_MAX", NAME_MAX) if local_paths else NAME_MAX
-    path_max = _pathconf(existing, "PC_PATH_MAX", PATH_MAX) if local_paths else PATH_MAX
-    for part in example.split(os.sep):
-        if len(os.fsencode(part)) > name_max:
-            raise error(
-                f"the name '{_shown(part)}' is {len(os.fsencode(part))} bytes; the file system "
-                f"takes at most {name_max}"
-            )
-    if len(os.fsencode(example)) >= path_max:
-        raise error(
-            f"the path is {len(os.fsencode(example))} bytes; the file system takes at most "
-            f"{path_max - 1}"
-        )
-    if local_paths and not os.path.isdir(existing):
-        raise error(f"cannot make the folder {folder}: {existing} is a file, not a folder")
-    if local_paths and not os.access(existing, os.W_OK | os.X_OK):
-        raise error(f"the folder {existing} is not writable (read-only, or not yours)")
-
-
-def _nearest_existing(folder: str) -> str:
-    """``folder`` or its nearest ancestor that exists (a folder, or a file in the way)."""
-    while not os.path.lexists(folder) and os.path.dirname(folder) != folder:
-        folder = os.path.dirname(folder)
-    return folder
-
-
-def _pathconf(path: str, name: str, default: int) -> int:
-    try:
-        return os.pathconf(path if os.path.isdir(path) else os.path.dirname(path), name)
-    except (OSError, ValueError, AttributeError):
-        return default
-
-
-NODE_CHECKS = {
-    LoadEXRSequence: _frames_input(LoadEXRSequence.FRAMES_INPUT),
-    SaveEXRSequence: _check_output_path,
-}

@@ -330,3 +330,27 @@ def test_headless_render_with_and_without_roots(tmp_path, attempt, read, write, 
     assert MARKER not in result.stderr
     assert folder_state(tmp_path) == before  # nothing written, no folder made
     assert not (tmp_path / "escape").exists()
+
+
+@pytest.mark.parametrize(
+    "typed, verdict",
+    [
+        ("files/ok.####.exr", True),
+        ("../../escape.####.exr", "outside the folders nodes may write"),
+        ("OUTSIDE/x.####.exr", "outside the folders nodes may write"),
+        ("files/ok.####.png", "does not end in .exr"),
+        ("files/" + "n" * 300 + ".####.exr", "bytes; the file system takes at most"),
+    ],
+)
+def test_comfyui_refuses_a_bad_output_path_when_the_prompt_is_queued(site, typed, verdict):
+    """ComfyUI calls VALIDATE_INPUTS before anything runs: the saver's path is refused then,
+    not after the inversion (the same checks the headless validator makes)."""
+    typed = typed.replace("OUTSIDE", str(site.outside))
+    before = folder_state(site.tmp)
+    answer = SaveEXRSequence.VALIDATE_INPUTS(path=typed)
+    if verdict is True:
+        assert answer is True
+    else:
+        assert isinstance(answer, str) and verdict in answer and "input 'path'" in answer
+    assert folder_state(site.tmp) == before  # nothing made, nothing written
+    assert "1,000,000 frames" in LoadEXRSequence.VALIDATE_INPUTS(frames="1001-99999999999")
