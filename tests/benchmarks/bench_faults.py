@@ -83,21 +83,17 @@ def start(command: list[str], limit_file_size: int | None = None) -> subprocess.
     )  # fmt: skip
 
 
-def finish(process: subprocess.Popen, tally: Tally, what: str) -> int:
+def finish(process: subprocess.Popen, tally: Tally, what: str) -> tuple[int, str]:
+    """Wait for ``process``; its exit code and stderr (a traceback in it is counted)."""
     _, stderr = process.communicate()
     if "Traceback" in stderr:
         tally.tracebacks += 1
         print(f"  traceback in {what}:\n{stderr[-1500:]}")
-    return process.returncode
+    return process.returncode, stderr
 
 
 def run(command: list[str], tally: Tally, what: str, **options) -> tuple[int, str]:
-    process = start(command, **options)
-    stdout, stderr = process.communicate()
-    if "Traceback" in stderr:
-        tally.tracebacks += 1
-        print(f"  traceback in {what}:\n{stderr[-1500:]}")
-    return process.returncode, stderr
+    return finish(start(command, **options), tally, what)
 
 
 def decoded(path: str) -> np.ndarray | None:
@@ -206,7 +202,7 @@ def concurrent_writers(plate: str, work: str, tally: Tally) -> None:
     out = os.path.join(work, "concurrent", "c.####.exr")
     command = render_command(plate, out, sets=("10.existing=overwrite",))
     first, second = start(command), start(command)
-    codes = [finish(first, tally, "writer 1"), finish(second, tally, "writer 2")]
+    codes = [finish(first, tally, "writer 1")[0], finish(second, tally, "writer 2")[0]]
     tally.faults_tried += 1
     if codes != [0, 0]:
         print(f"  concurrent writers exited {codes}")
