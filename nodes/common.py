@@ -88,6 +88,21 @@ def display_previews(
     return host.preview_images(color.to_display(chosen, cfg, colorspace), prefix) or []
 
 
+def status_card(lines: list[str], width: int = 640) -> np.ndarray:
+    """A small image that says something on the node itself (ComfyUI's frontend shows a node's
+    images but not its text): float RGB [height, width, 3] in display space, white on grey."""
+    import cv2
+
+    line_height = 28
+    card = np.full((line_height * len(lines) + 16, width, 3), 40, np.uint8)  # text wants 8-bit
+    for row, text in enumerate(lines):
+        origin = (12, 30 + row * line_height)
+        cv2.putText(
+            card, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA
+        )
+    return card.astype(np.float32) / 255.0
+
+
 # Paths nodes are given: every one goes through the host's PathRoots (host.py), so a shared
 # ComfyUI reads and writes only inside its folders; the frames of a sequence are checked each.
 def sequence_to_read(host: Host, path: str) -> str:

@@ -34,6 +34,7 @@ from .common import (
     ocio_config_to_read,
     sequence_to_read,
     sequence_to_write,
+    status_card,
     text_input,
     to_numpy,
     to_tensor,
@@ -321,6 +322,9 @@ class SaveEXRSequence:
             fresh = [i for i, f in enumerate(frames) if pattern.path_for(f) in written]
             cfg = color.resolve_config(ocio_config)  # previews of the frames written, only
             previews = display_previews(rgb[fresh][..., :3], cfg, report.colorspace, "lm_save")
+            if report.skipped and host.wants_previews:  # kept frames are not previewed: say so
+                card = status_card([report.summary(), "previews show only the frames written now"])
+                previews += host.preview_images(card[None], "lm_save_kept") or []
         if host.shot is not None:  # a shot's render log: the frames this run really wrote
             for index in fresh:
                 host.shot.record_frame(frames[index], output=pattern.path_for(frames[index]))

@@ -236,7 +236,10 @@ def test_the_saver_previews_only_frames_it_wrote_and_says_what_it_kept(plate, tm
         host_module.set_host(None)
     shown = again.ui["3"]
     assert [os.path.basename(f) for f in shown["files"]] == ["o.1003.exr", "o.1005.exr"]
-    assert len(shown["images"]) == 2  # the two frames written, not the six kept
+    # the two frames written, not the six kept, and a card on the node that says so (ComfyUI's
+    # frontend shows a node's images, not its text)
+    names = [i["filename"] for i in shown["images"]]
+    assert names == ["lm_save_0.png", "lm_save_1.png", "lm_save_kept_0.png"]
     assert shown["text"] == ["kept 6 frames up to date, rewrote 1 damaged"]
 
 
