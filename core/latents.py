@@ -24,6 +24,7 @@ import torch
 from .errors import LatentmirrorError, error
 from .fit import Fit
 from .storage import (
+    WriteFailed,
     is_abandoned,
     require_regular_file,
     temporaries_in,
@@ -272,8 +273,8 @@ class LatentCache:
         try:
             save_latents(latent, self._path(key))
             self._prune()
-        except OSError as exc:  # a full or read-only cache folder must not fail a render
-            reason = exc.strerror or str(exc)
+        except (OSError, WriteFailed) as exc:  # a full or read-only cache must not fail a render
+            reason = exc.reason if isinstance(exc, WriteFailed) else exc.strerror or str(exc)
             message = f"latent cache folder {self.folder} cannot be written ({reason}); not cached"
             self._warn_once(self.folder, message)
 

@@ -19,7 +19,17 @@ from collections.abc import Callable
 
 import torch
 
-from .errors import error
+from .errors import LatentmirrorError, Where, error
+
+
+class WriteFailed(LatentmirrorError):
+    """The file system refused a write (read-only or full volume, a folder we may not write):
+    said plainly with the file; ``reason`` is the system's (callers such as caches that must
+    not fail a render catch this type)."""
+
+    def __init__(self, cause: OSError, path: str):
+        self.reason = cause.strerror or str(cause)
+        super().__init__(f"cannot write here: {self.reason} ({cause.filename})", Where(file=path))
 
 
 def require_regular_file(path: str, what: str) -> None:
@@ -136,7 +146,7 @@ def write_atomically(path: str, write: Callable[[str], None]) -> str:
             dir=folder,
         )
     except OSError as exc:
-        raise error(f"cannot write here: {exc.strerror} ({exc.filename})", file=path) from None
+        raise WriteFailed(exc, path) from None
     os.close(handle)
     try:
         write(temporary)
