@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 
 from ..core.errors import LatentmirrorError, context, error, raise_all
+from ..core.frames.ranges import format_frame_ranges
 from ..core.storage import require_regular_file
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
@@ -278,3 +279,22 @@ def has_control_widget(name: str, spec) -> bool:
     return input_kind(spec) == "INT" and (
         options.get("control_after_generate") or name in ("seed", "noise_seed")
     )
+
+
+def api_prompt(graph: dict[str, GraphNode], frames_as_text: bool = False) -> dict:
+    """The graph in ComfyUI's API format (``{id: {"class_type", "inputs", "_meta"}}``, links as
+    ``[node id, slot]``), as ComfyUI passes it to nodes asking for ``PROMPT``.
+    ``frames_as_text``: a chunk's frames (tuples) as the text a user would type, for a graph sent
+    to a ComfyUI server."""
+
+    def value(v):
+        return format_frame_ranges(list(v)) if frames_as_text and isinstance(v, tuple) else v
+
+    return {
+        node.id: {
+            "class_type": node.class_type,
+            "inputs": {name: value(v) for name, v in node.inputs.items()},
+            "_meta": {"title": node.title},
+        }
+        for node in graph.values()
+    }

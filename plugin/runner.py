@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from ..core.errors import LatentmirrorError, error
 from ..host import PlainHost, current_host, file_stem
-from .graph import GraphNode, is_link, iter_input_specs, load_graph
+from .graph import GraphNode, api_prompt, is_link, iter_input_specs, load_graph
 from .validate import coerce_input, id_sort_key, node_label, validate_graph
 
 log = logging.getLogger("latentmirror")
@@ -175,14 +175,6 @@ def execution_order(graph: dict[str, GraphNode], outputs: list[str]) -> list[str
     for output in sorted(outputs, key=id_sort_key):
         visit(output, ())
     return order
-
-
-def api_prompt(graph: dict[str, GraphNode]) -> dict:
-    """The graph in ComfyUI's API format, as ComfyUI passes it to nodes asking for ``PROMPT``."""
-    return {
-        n.id: {"class_type": n.class_type, "inputs": dict(n.inputs), "_meta": {"title": n.title}}
-        for n in graph.values()
-    }
 
 
 def _execute(node: GraphNode, node_class, results: dict, prompt: dict) -> tuple[tuple, dict | None]:

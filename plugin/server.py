@@ -17,27 +17,10 @@ import uuid
 from collections.abc import Callable
 
 from ..core.errors import error
-from ..core.frames.ranges import format_frame_ranges
-from .graph import GraphNode
+from .graph import api_prompt
 from .runner import node_classes
 from .shot import Chunk, ShotBackend, ShotJob, ShotReport, chunk_graph
 from .validate import validate_graph
-
-
-def api_prompt(graph: dict[str, GraphNode]) -> dict:
-    """ComfyUI's API format: ``{id: {"class_type", "inputs"}}``, links as ``[node id, slot]``,
-    a chunk's frames (tuples) as the text a user would type."""
-    return {
-        node_id: {
-            "class_type": node.class_type,
-            "inputs": {name: _api_value(value) for name, value in node.inputs.items()},
-        }
-        for node_id, node in graph.items()
-    }
-
-
-def _api_value(value):
-    return format_frame_ranges(list(value)) if isinstance(value, tuple) else value
 
 
 def _request(url: str, payload: dict | None = None, timeout: float = 30.0) -> dict:
@@ -79,7 +62,8 @@ def run_chunk_on_server(url: str, graph, poll: float = 0.5, timeout: float = 24 
     base = url.rstrip("/")
     try:
         queued = _request(
-            f"{base}/prompt", {"prompt": api_prompt(graph), "client_id": str(uuid.uuid4())}
+            f"{base}/prompt",
+            {"prompt": api_prompt(graph, frames_as_text=True), "client_id": str(uuid.uuid4())},
         )
     except urllib.error.HTTPError as exc:
         raise error(f"the server refused the graph: {_refusal(exc)}") from None

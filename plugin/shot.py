@@ -35,8 +35,8 @@ from ..host import Host, current_host
 from ..nodes.exr_nodes import LoadEXRSequence, SaveEXRSequence
 from ..nodes.provenance import frame_fingerprints, refuse_outputs_over_plates
 from .backends import DEFAULT_PREROLL
-from .graph import GraphNode, load_graph
-from .runner import api_prompt, apply_overrides, node_classes, nodes_of
+from .graph import GraphNode, api_prompt, load_graph
+from .runner import apply_overrides, node_classes, nodes_of
 from .validate import validate_graph
 
 log = logging.getLogger("latentmirror")
