@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from ..core import __version__
 from ..core.errors import LatentmirrorError, error
 from ..core.frames import parse_pattern
+from ..core.frames.sequence import plan_frame
 from ..core.gan.cache import file_hash
 from ..host import Host
 
@@ -181,11 +182,10 @@ class _PlateFiles:
     def identity(self, frame: int) -> str:
         """size:mtime_ns:inode of the file that gives ``frame`` (after the loader's missing
         policy), or "absent"."""
-        path = self.on_disk.get(frame)
-        if path is None and self.missing == "hold" and self.on_disk:
-            earlier = [f for f in self.on_disk if f < frame]
-            path = self.on_disk[max(earlier) if earlier else min(self.on_disk)]
-        if path is None:
+        if not self.on_disk or (frame not in self.on_disk and self.missing == "error"):
+            return "absent"  # the load itself refuses such a frame
+        path = plan_frame(frame, self.on_disk, self.missing).path
+        if path is None:  # black
             return "absent"
         try:
             stat = os.stat(path)

@@ -96,10 +96,12 @@ def plan_frames(
             "or ask only for frames that exist",
             input="frames",
         )
-    return [_plan_one(frame, on_disk, missing) for frame in wanted]
+    return [plan_frame(frame, on_disk, missing) for frame in wanted]
 
 
-def _plan_one(frame: int, on_disk: dict[int, str], missing: str) -> PlannedFrame:
+def plan_frame(frame: int, on_disk: dict[int, str], missing: str) -> PlannedFrame:
+    """The file that gives ``frame`` (``on_disk``: frame -> file, not empty): its own, none
+    (black), or the nearest earlier frame's (hold; before the first frame, the first)."""
     if frame in on_disk:
         return PlannedFrame(frame, on_disk[frame], "read")
     if missing == "black":
