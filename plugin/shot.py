@@ -37,7 +37,7 @@ from ..nodes.provenance import frame_fingerprints, refuse_outputs_over_plates
 from .backends import DEFAULT_PREROLL
 from .graph import GraphNode, api_prompt, load_graph
 from .runner import apply_overrides, node_classes, nodes_of
-from .validate import validate_graph
+from .validate import node_label, validate_graph
 
 log = logging.getLogger("latentmirror")
 
@@ -165,7 +165,7 @@ def frames_to_render(graph: dict[str, GraphNode], frames: list[int], host: Host)
         if not isinstance(path, str) or not path.strip() or not isinstance(existing, str):
             todo |= set(frames)  # nothing to look up: the saver reports what is wrong
             continue
-        with context(node=f"{node.id} ({node.title or SaveEXRSequence.DISPLAY_NAME})"):
+        with context(node=node_label(node, node_classes())):
             with context(input=SaveEXRSequence.PATH_INPUT):
                 pattern = parse_pattern(host.output_path(path))
             made_by = frame_fingerprints(prompt, node.id, frames, host)
