@@ -33,12 +33,26 @@ class Where:
         return ", ".join(parts)
 
 
+# The module every error class says it is from. ComfyUI shows an error's type as its
+# ``module.qualname``; in ComfyUI our real module is the pack folder's path plus
+# ``.core.errors``, a long line that says nothing to a user. ``latentmirror.LatentmirrorError``
+# is short and true: the package root serves these names (its ``__getattr__``), so pickling an
+# error by reference (Ray sends a worker's error back) finds the same class again.
+PUBLIC_MODULE = "latentmirror"
+
+
 @dataclass(eq=False)  # exceptions compare and hash by identity
 class LatentmirrorError(Exception):
     """A user-facing error: a message plus where it happened."""
 
+    __module__ = PUBLIC_MODULE
+
     message: str
     where: Where = field(default_factory=Where)
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.__module__ = PUBLIC_MODULE  # WriteFailed, Interrupted: short names in ComfyUI too
 
     def __post_init__(self) -> None:
         super().__init__(self.message)

@@ -3,6 +3,10 @@ requirements into that ComfyUI's Python without touching its torch.
 
     python installers/install_comfyui.py /path/to/ComfyUI [--python PY] [--copy] [--dry-run]
 
+Which Python is ComfyUI's: --python, else a venv or portable build in the ComfyUI folder, else
+the Python running this script when it has every package in ComfyUI's requirements.txt (a conda
+env or a venv kept outside the folder: run this script with that env's Python).
+
 torch, torchvision and torchaudio belong to the ComfyUI install: they are pinned to the versions
 it already has while our requirements install. If it already has an OpenCV wheel other than
 opencv-python-headless, ours is skipped (two OpenCV wheels in one environment break both).
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -29,12 +34,13 @@ OPENCV_WHEELS = (
 )
 _LIST_DISTRIBUTIONS = (
     "import json, importlib.metadata as m; "
-    "print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()}))"
+    "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
 )
 
 
 def find_python(comfyui: Path, given: str | None) -> Path:
-    """The Python that runs this ComfyUI: --python, else its venv or portable build."""
+    """The Python that runs this ComfyUI: --python, else its venv or portable build, else the
+    Python running this script if it has ComfyUI's requirements."""
     if given:
         return Path(given)
     candidates = [
@@ -47,17 +53,45 @@ def find_python(comfyui: Path, given: str | None) -> Path:
     for candidate in candidates:
         if (comfyui / candidate).exists():
             return comfyui / candidate  # not resolved: a venv python is a symlink
-    raise SystemExit(
-        f"cannot find the Python of {comfyui} (looked for {', '.join(candidates)}); "
-        "pass --python /path/to/its/python"
+    needed = comfyui_requirements(comfyui)
+    missing = sorted(needed - set(installed_distributions(Path(sys.executable))))
+    if needed and not missing:
+        return Path(sys.executable)
+    this_python = (
+        f"this Python ({sys.executable}) lacks {', '.join(missing)} of its requirements.txt"
+        if needed
+        else f"it has no requirements.txt to check this Python ({sys.executable}) against"
     )
+    raise SystemExit(
+        f"cannot find the Python of {comfyui}: no {', '.join(candidates)} there, and "
+        f"{this_python}; pass --python /path/to/its/python or run this script with it"
+    )
+
+
+def requirement_name(line: str) -> str:
+    """The normalised distribution name of a requirements.txt line (PEP 503: ``Pillow`` and
+    ``pillow`` are one; ``-`` ``_`` ``.`` alike), '' for a comment, blank or option line."""
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line.split("#")[0])
+    return normalised(match.group(1)) if match else ""
+
+
+def normalised(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def comfyui_requirements(comfyui: Path) -> set[str]:
+    """The distributions ComfyUI's requirements.txt names (empty when it has none)."""
+    path = comfyui / "requirements.txt"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return {name for name in map(requirement_name, lines) if name}
 
 
 def installed_distributions(python: Path) -> dict[str, str]:
+    """Normalised name -> version of every distribution ``python`` has."""
     out = subprocess.run(
         [str(python), "-c", _LIST_DISTRIBUTIONS], check=True, capture_output=True, text=True
     )
-    return json.loads(out.stdout)
+    return {normalised(name): version for name, version in json.loads(out.stdout).items()}
 
 
 def requirements_for(installed: dict[str, str]) -> tuple[list[str], list[str]]:
@@ -65,9 +99,9 @@ def requirements_for(installed: dict[str, str]) -> tuple[list[str], list[str]]:
     lines, notes = [], []
     for line in (PACK_ROOT / "requirements.txt").read_text().splitlines():
         line = line.strip()
-        if not line or line.startswith("#"):
+        name = requirement_name(line)
+        if not name:
             continue
-        name = line.split(">")[0].split("=")[0].split("<")[0].strip().lower()
         if name in TORCH_PACKAGES:
             notes.append(f"left out {line}: torch packages belong to ComfyUI")
             continue
@@ -115,9 +149,13 @@ def place_pack(custom_nodes: Path, copy: bool, dry_run: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("comfyui", help="the ComfyUI folder (holding main.py and custom_nodes/)")
-    parser.add_argument("--python", help="ComfyUI's Python (default: found in the folder)")
+    parser.add_argument(
+        "--python", help="ComfyUI's Python (default: its venv in the folder, else this Python)"
+    )
     parser.add_argument("--copy", action="store_true", help="copy the pack instead of a link")
     parser.add_argument("--dry-run", action="store_true", help="say what would be done")
     args = parser.parse_args(argv)

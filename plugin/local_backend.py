@@ -73,7 +73,7 @@ def render_chunk(path: str, overrides, chunk: Chunk, log_json: TextIO | None = N
     with _shot_state(current_host()) as shot:
         shot.frame_log.clear()
         began = time.perf_counter()
-        # each chunk keeps its own loss curve: invert_loss_7.1001-1008.png
+        # each chunk keeps its own loss curve: obscura.invert_loss_7.1001-1008.png
         run = run_graph(graph, node_classes(), plot_suffix=f"{chunk.frames[0]}-{chunk.frames[-1]}")
     seconds = (time.perf_counter() - began) / len(chunk.frames)
     if log_json is not None:

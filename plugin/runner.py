@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field, replace
 
 from ..core.errors import LatentmirrorError, error
+from ..core.frames.patterns import sequence_name
 from ..host import PlainHost, current_host, file_stem
 from .graph import GraphNode, api_prompt, is_link, iter_input_specs, load_graph
 from .validate import coerce_input, id_sort_key, node_label, validate_graph
@@ -91,8 +92,9 @@ def apply_overrides(graph: dict[str, GraphNode], overrides, classes: dict) -> No
 
 def run_graph(graph: dict[str, GraphNode], classes: dict, plot_suffix: str = "") -> RunReport:
     """Run the nodes that feed output nodes, in dependency order. Plots the nodes showed are
-    written beside the outputs as ``<name>.png``, or ``<name>.<plot_suffix>.png`` (a shot's chunk
-    names its own, so chunks rendered at once never share a file)."""
+    written beside the first output as ``<sequence>.<name>.png`` (``obscura.invert_loss_7.png``),
+    or ``<sequence>.<name>.<plot_suffix>.png`` (a shot's chunk names its own, so chunks rendered
+    at once never share a file)."""
     validate_graph(graph, classes)
     runnable = {k: n for k, n in graph.items() if n.class_type in classes}
     outputs = [
@@ -115,23 +117,40 @@ def run_graph(graph: dict[str, GraphNode], classes: dict, plot_suffix: str = "")
         if shown:
             report.ui[node_id] = shown
     if isinstance(host, PlainHost) and host.plots:
-        report.plots = write_pending_plots(host, plot_folder(report), plot_suffix)
+        report.plots = write_pending_plots(
+            host, plot_folder(report), plot_suffix, plot_sequence(report)
+        )
     return report
 
 
 def plot_folder(report: RunReport) -> str:
     """Where a run's plots go: beside the first file it wrote (or found complete), else the cwd."""
+    first = _first_output(report)
+    return os.path.dirname(os.path.abspath(first)) if first else os.getcwd()
+
+
+def plot_sequence(report: RunReport) -> str:
+    """The sequence a run's plots are named after: that of its first file (two graphs rendering
+    into one folder keep their own plots), or '' when it wrote none."""
+    first = _first_output(report)
+    return sequence_name(first) if first else ""
+
+
+def _first_output(report: RunReport) -> str | None:
     written = report.files or report.skipped_files
-    return os.path.dirname(os.path.abspath(written[0])) if written else os.getcwd()
+    return written[0] if written else None
 
 
-def write_pending_plots(host: PlainHost, folder: str, suffix: str = "") -> list[str]:
-    """Write the host's pending plots as ``<name>[.<suffix>].png`` into ``folder``, forget them,
-    and return the paths written (a plot that cannot be written is logged, not fatal: the frames
-    are done)."""
+def write_pending_plots(
+    host: PlainHost, folder: str, suffix: str = "", sequence: str = ""
+) -> list[str]:
+    """Write the host's pending plots as ``[<sequence>.]<name>[.<suffix>].png`` into ``folder``
+    (``obscura.invert_loss_7.png``), forget them, and return the paths written (a plot that
+    cannot be written is logged, not fatal: the frames are done)."""
     written = []
     for name, image in host.plots.items():
-        path = os.path.join(folder, ".".join(filter(None, (file_stem(name), suffix))) + ".png")
+        parts = (file_stem(sequence) if sequence else "", file_stem(name), suffix)
+        path = os.path.join(folder, ".".join(filter(None, parts)) + ".png")
         if _imwrite_rgb(path, image):
             written.append(path)
         else:

@@ -148,7 +148,7 @@ def test_a_graph_with_invert_runs_headless_and_reuses_its_latents(headless_host,
     ]
     assert "shot.safetensors" in written
     (plot,) = report.plots
-    assert os.path.basename(plot) == "invert_loss_5.png" and cv2.imread(plot) is not None
+    assert os.path.basename(plot) == "recon.invert_loss_5.png" and cv2.imread(plot) is not None
     first = LoadLatentsNode().load(latents)[0]
     assert first.frames == [1001, 1002, 1003, 1004] and first.fit.mode == "crop"
     assert first.fit.plate_size == (36, 64)

@@ -262,7 +262,7 @@ def test_runner_writes_the_plot_beside_the_outputs(headless, tmp_path):
     )
     report = run_graph(graph, {"Test_Plot": _PlotNode, "Test_Write": _WriteNode})
     assert report.files == [str(out / "result.txt")]
-    assert report.plots == [str(out / "invert_loss_7.png")]
+    assert report.plots == [str(out / "result.invert_loss_7.png")]
     png = cv2.imread(report.plots[0])
     assert png is not None and png.shape == (plot.TOP + 2 * plot.PANEL_HEIGHT + plot.BOTTOM, 720, 3)
     assert headless.plots == {}

@@ -54,7 +54,8 @@ def test_chunked_render_writes_every_frame_once_and_resumes(
     assert "chunk 2 (1004-1006) with 0 pre-roll" in caplog.text
     assert report.chunks == 3 and len(report.rendered) == 3
     assert [os.path.basename(p) for p in report.plots] == [
-        "invert_loss_7.1001-1003.png", "invert_loss_7.1004-1006.png", "invert_loss_7.1007-1008.png"
+        "shot.invert_loss_7.1001-1003.png", "shot.invert_loss_7.1004-1006.png",
+        "shot.invert_loss_7.1007-1008.png",
     ]  # fmt: skip
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     assert [x["frame"] for x in lines] == list(range(1001, 1009))

@@ -141,6 +141,18 @@ def parse_pattern(path: str) -> SequencePattern:
     return _single_file(path, sequence)
 
 
+def sequence_name(path: str) -> str:
+    """The name of the sequence a file belongs to: its file name without the frame number and
+    the extension (``obscura.1001.exr``, ``obscura_1001.exr`` and ``obscura.exr`` are all
+    ``obscura``), to name what belongs to that sequence (its loss plots).
+
+    >>> sequence_name("/renders/obscura.-005.exr"), sequence_name("out.txt")
+    ('obscura', 'out')
+    """
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return re.sub(r"[._]-?\d+$", "", stem) or stem
+
+
 def _single_file(path: str, sequence: FileSequence | None) -> SequencePattern:
     frames = sequence.frameSet() if sequence is not None else None
     if frames is not None and len(frames) == 1:
