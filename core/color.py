@@ -179,6 +179,58 @@ def apply_transform(
     return out
 
 
+# How the inverse of a display/view (display -> scene-linear) treats display values near white.
+# A view's tone scale flattens scene highlights toward display white, so its inverse expands
+# them back: under ACES 2.0 SDR display 0.98 becomes scene 19.7. An image made for the display
+# (a GAN's output) holds such values without the plate having had such highlights.
+#   keep:      the exact inverse (round trips a forward transform; hot pixels can appear)
+#   limit:     display values clamped to the view's reference white first (nothing comes back
+#              brighter than scene 1.0; brighter display tones flatten to white)
+#   soft clip: display values above a knee rolled off smoothly toward reference white
+#              (tones keep their order and gradation; nothing comes back brighter than 1.0)
+HIGHLIGHTS = ("keep", "limit", "soft clip")
+SOFT_CLIP_KNEE = 0.8  # of reference white: display values below it come back exactly
+
+
+def reference_white(cfg: ColorConfig, scene: str, target: DisplayView) -> np.ndarray:
+    """The display value (RGB) a view shows scene-linear 1.0 (diffuse white) as.
+
+    >>> cfg = resolve_config("ocio://studio-config-latest")
+    >>> view = DisplayView("sRGB - Display", "ACES 2.0 - SDR 100 nits (Rec.709)")
+    >>> reference_white(cfg, "ACEScg", view).astype(np.float64).round(3).tolist()
+    [0.707, 0.707, 0.707]
+    """
+    white = np.ones((1, 3), np.float32)
+    return apply_transform(white, cfg, scene, target)[0]
+
+
+def limit_highlights(display: np.ndarray, white: np.ndarray, mode: str) -> np.ndarray:
+    """Display pixels ([..., 3] or [..., 4]) made safe to invert: at most ``white`` per channel
+    (see HIGHLIGHTS). Alpha passes unchanged; a new array is returned.
+
+    >>> white = np.array([0.7, 0.7, 0.7], np.float32)
+    >>> pixels = np.array([[0.3, 0.7, 1.0]], np.float32)
+    >>> limit_highlights(pixels, white, "limit").astype(np.float64).round(3).tolist()
+    [[0.3, 0.7, 0.7]]
+    >>> limit_highlights(pixels, white, "soft clip").astype(np.float64).round(3).tolist()
+    [[0.3, 0.667, 0.699]]
+    """
+    out = np.array(display, dtype=np.float32, copy=True)
+    rgb = out[..., :3]
+    if mode == "limit":
+        np.minimum(rgb, white, out=rgb)
+    elif mode == "soft clip":
+        knee = SOFT_CLIP_KNEE * white
+        room = white - knee
+        above = rgb > knee
+        # tanh: slope 1 at the knee (no kink), approaches white and never reaches it
+        rolled = knee + room * np.tanh((rgb - knee) / room)
+        rgb[above] = np.broadcast_to(rolled, rgb.shape)[above]
+    elif mode != "keep":
+        raise error(f"highlights '{mode}' is not one of {', '.join(HIGHLIGHTS)}")
+    return out
+
+
 def _target(cfg: ColorConfig, dst: str | DisplayView) -> str | DisplayView:
     return dst if isinstance(dst, DisplayView) else parse_target(cfg, dst)
 

@@ -4,7 +4,7 @@ The graphs are described compactly below; widget order, sockets and links are de
 node classes, so a template always matches the nodes it uses. Thumbnails are rendered: each
 template runs headless on a short demo plate and the middle frame is shown as plate | result.
 
-Run: ``python installers/make_templates.py [--no-thumbnails]``.
+Run: ``python installers/make_templates.py [NAME ...] [--no-thumbnails]`` (default: all).
 """
 
 from __future__ import annotations
@@ -25,6 +25,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FOLDER = os.path.join(ROOT, "example_workflows")
 DISPLAY_VIEW = "sRGB - Display/ACES 2.0 - SDR 100 nits (Rec.709)"
 DEMO_MODEL = "latentmirror-demo-faces-64.safetensors"
+# The GAN's near-white display values would come back as hot pixels (scene 20 from a plate that
+# peaks at 1): the way back rolls them off below the view's reference white instead.
+BACK_TO_SCENE_HIGHLIGHTS = "soft clip"
+USAGE = (
+    "To use: set 'path' on the Plate node to your scene-linear ACEScg EXR sequence and pick a "
+    "model (the bundled demo model makes small, rough faces; an FFHQ StyleGAN pickle in "
+    "models/gan makes real ones). Results go to ComfyUI's output folder as EXR frames numbered "
+    "like the plate."
+)
 
 
 @dataclass
@@ -52,8 +61,9 @@ def plate_nodes() -> list[Node]:
 def output_nodes(first_id: int, image: tuple, name: str, column: int, title: str) -> list[Node]:
     """Display -> the plate's ACEScg -> EXR with the plate's frames, windows and metadata."""
     return [
-        Node(first_id, "LM_OCIOTransform", "Back to ACEScg", column,
-             {"src": "ACEScg", "dst": DISPLAY_VIEW, "direction": "inverse"}, {"image": image}),
+        Node(first_id, "LM_OCIOTransform", "Back to ACEScg (soft clip)", column,
+             {"src": "ACEScg", "dst": DISPLAY_VIEW, "direction": "inverse",
+              "highlights": BACK_TO_SCENE_HIGHLIGHTS}, {"image": image}),
         Node(first_id + 1, "LM_SaveEXRSequence", title, column + 1,
              {"path": f"latentmirror/{name}.####.exr", "pixel_type": "half",
               "compression": "zip", "existing": "skip"},
@@ -137,11 +147,67 @@ def reference_steer() -> tuple[str, list[Node]]:
     return "A reference face pulls the plate toward it while it is inverted.", nodes
 
 
-TEMPLATES = {"identity": identity, "obscura": obscura, "reference_steer": reference_steer}
+def plate_to_display() -> tuple[str, list[Node]]:
+    """A colour check, no model: ids 1-3 as in the other templates' start (tests --set them)."""
+    nodes = plate_nodes()[:2] + [
+        Node(3, "LM_SaveEXRSequence", "Display-referred EXR (colour check)", 2,
+             {"path": "latentmirror/plate_to_display.####.exr", "pixel_type": "half",
+              "compression": "zip", "existing": "skip", "colorspace": "sRGB - Display"},
+             {"images": (2, 0), "plate_info": (1, 2), "mask": (1, 1)}),
+    ]  # fmt: skip
+    return (
+        "Colour check, no model: the plate as the GAN templates show it to the model (ACEScg "
+        "to the ACES 2.0 SDR display), written as display-referred EXR. Run it first on a new "
+        "plate: if this looks wrong in your viewer (its colour space is recorded in the file), "
+        "fix the plate's colour space before inverting.",
+        nodes,
+    )
+
+
+TEMPLATES = {
+    "identity": identity,
+    "obscura": obscura,
+    "reference_steer": reference_steer,
+    "plate_to_display": plate_to_display,
+}
 
 
 # ----------------------------------------------------------------------------------------------
 # UI format.
+
+
+# Node sizes as ComfyUI's frontend computes them (litegraph's LGraphNode.computeSize, frontend
+# 1.27). On loading a workflow it grows every node to at least that size, so a layout made with
+# smaller sizes lets a node's last widgets hide under the node below it.
+TITLE_HEIGHT = 30  # LiteGraph.NODE_TITLE_HEIGHT: the title bar, drawn above the node's pos
+SLOT_HEIGHT = 20  # NODE_SLOT_HEIGHT: one row per link input or output, whichever are more
+WIDGET_ROW = 20 + 4  # NODE_WIDGET_HEIGHT and the spacing below each widget
+WIDGETS_PAD, BOTTOM_PAD = 8, 6  # below the last widget; below everything
+NODE_TEXT_SIZE, TEXT_WIDTH = 14, 0.6  # its text width estimate: size * characters * 0.6
+WIDGET_PADDING = 42 + 2 * (15 + 6 + 10)  # minValueWidth + 2 * (margin + arrow margin + arrow)
+NOTE_MIN_HEIGHT = 50  # a Note's text box (a DOM widget's default minimum height)
+NODE_WIDTH, COLUMN_GAP, ROW_GAP, TOP = 380, 40, 30, 80
+
+
+def frontend_size(title: str, inputs: list[dict], outputs: list[dict], widgets: list[str]) -> list:
+    """[width, height] of a node's body as the frontend computes it (the title bar not included):
+    ``inputs`` are its link inputs, ``outputs`` its outputs, ``widgets`` its widgets' labels (a
+    seed's control widget too). The width is the frontend's own estimate from text lengths."""
+    rows = max(len(inputs), len(outputs), 1)
+    height = rows * SLOT_HEIGHT + (len(widgets) * WIDGET_ROW + WIDGETS_PAD if widgets else 0)
+    inputs_text = max((len(slot["name"]) for slot in inputs), default=0)
+    outputs_text = max((len(slot["name"]) for slot in outputs), default=0)
+    width = max(
+        TITLE_HEIGHT * 1.33 + _text_width(len(title)),
+        _text_width(inputs_text + outputs_text) + 2 * SLOT_HEIGHT + 5,
+        _text_width(max(map(len, widgets), default=0)) + WIDGET_PADDING if widgets else 0,
+        140 * (1.5 if widgets else 1),  # LiteGraph.NODE_WIDTH, half as wide again with widgets
+    )
+    return [round(width), height + BOTTOM_PAD]
+
+
+def _text_width(characters: int) -> float:
+    return characters * NODE_TEXT_SIZE * TEXT_WIDTH
 
 
 def ui_graph(nodes: list[Node], description: str) -> dict:
@@ -150,12 +216,11 @@ def ui_graph(nodes: list[Node], description: str) -> dict:
 
     by_id = {n.id: n for n in nodes}
     links, sockets = [], {}
-    ui_nodes = []
+    ui_nodes, labels = [], {}
     order = _execution_order(nodes)
-    rows: dict[int, int] = {}
     for node in sorted(nodes, key=lambda n: order.index(n.id)):
         cls = NODE_CLASS_MAPPINGS[node.type]
-        widgets, inputs = [], []
+        widgets, inputs, labels[node.id] = [], [], []
         for name, spec in iter_input_specs(cls):
             if name in node.links:
                 src, slot = node.links[name]
@@ -167,15 +232,15 @@ def ui_graph(nodes: list[Node], description: str) -> dict:
             elif is_widget(spec):
                 default = spec[1].get("default", spec[0][0] if isinstance(spec[0], list) else "")
                 widgets.append(node.widgets.get(name, default))
+                labels[node.id].append(name)
                 if has_control_widget(name, spec):
                     widgets.append("fixed")
-        row = rows.get(node.column, 0)
-        rows[node.column] = row + 1
+                    labels[node.id].append("control_after_generate")
         ui_nodes.append({
-            "id": node.id, "type": node.type, "pos": [40 + 420 * node.column, 80 + 300 * row],
-            "size": [380, 260], "flags": {}, "order": order.index(node.id), "mode": 0,
-            "inputs": inputs, "outputs": [], "properties": {"Node name for S&R": node.type},
-            "widgets_values": widgets, "title": node.title,
+            "id": node.id, "type": node.type, "pos": [0, 0], "flags": {},
+            "order": order.index(node.id), "mode": 0, "inputs": inputs, "outputs": [],
+            "properties": {"Node name for S&R": node.type}, "widgets_values": widgets,
+            "title": node.title,
         })  # fmt: skip
     for ui in ui_nodes:
         cls = NODE_CLASS_MAPPINGS[ui["type"]]
@@ -184,14 +249,50 @@ def ui_graph(nodes: list[Node], description: str) -> dict:
             {"name": n, "type": t, "links": sockets.get((ui["id"], i), [])}
             for i, (n, t) in enumerate(zip(names, cls.RETURN_TYPES, strict=True))
         ]
+        ui["size"] = frontend_size(ui["title"], ui["inputs"], ui["outputs"], labels[ui["id"]])
+    note = note_node(max(by_id) + 1, len(ui_nodes), description)
+    _lay_out([note] + ui_nodes, {n.id: n.column for n in nodes} | {note["id"]: 0})
     return {
         "id": "00000000-0000-0000-0000-" + hashlib.sha1(description.encode()).hexdigest()[:12],
-        "revision": 0, "last_node_id": max(by_id), "last_link_id": len(links),
-        "nodes": sorted(ui_nodes, key=lambda n: n["id"]), "links": links, "groups": [],
+        "revision": 0, "last_node_id": note["id"], "last_link_id": len(links),
+        "nodes": sorted([*ui_nodes, note], key=lambda n: n["id"]), "links": links, "groups": [],
         "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]},
                                 "latentmirror": {"description": description}},
         "version": 0.4,
     }  # fmt: skip
+
+
+def note_node(node_id: int, order: int, description: str) -> dict:
+    """A Note with the template's description: this frontend's template browser shows a custom
+    pack's templates by file name only, so the description travels in the workflow."""
+    text = f"{description}\n\n{USAGE}"
+    lines = sum(1 + len(paragraph) // 48 for paragraph in text.split("\n"))  # ~48 chars a line
+    height = max(NOTE_MIN_HEIGHT, 18 * lines) + SLOT_HEIGHT + WIDGETS_PAD + BOTTOM_PAD
+    return {
+        "id": node_id, "type": "Note", "pos": [0, 0], "size": [NODE_WIDTH, height], "flags": {},
+        "order": order, "mode": 0, "inputs": [], "outputs": [], "properties": {},
+        "widgets_values": [text], "title": "About this template", "color": "#432",
+        "bgcolor": "#653",
+    }  # fmt: skip
+
+
+def _lay_out(ui_nodes: list[dict], columns: dict[int, int]) -> None:
+    """Columns left to right, each as wide as its widest node; in a column, nodes stacked in
+    the order given with their title bars and a gap between them, so nothing covers a widget."""
+    widths: dict[int, int] = {}
+    for ui in ui_nodes:
+        ui["size"][0] = max(NODE_WIDTH, ui["size"][0])
+        column = columns[ui["id"]]
+        widths[column] = max(widths.get(column, 0), ui["size"][0])
+    lefts, x = {}, 40
+    for column in sorted(widths):
+        lefts[column], x = x, x + widths[column] + COLUMN_GAP
+    tops: dict[int, int] = {}
+    for ui in ui_nodes:
+        column = columns[ui["id"]]
+        top = tops.get(column, TOP)
+        ui["pos"] = [lefts[column], top]
+        tops[column] = top + ui["size"][1] + TITLE_HEIGHT + ROW_GAP
 
 
 def _execution_order(nodes: list[Node]) -> list[int]:
@@ -214,15 +315,16 @@ def _execution_order(nodes: list[Node]) -> list[int]:
 
 
 def headless_overrides(graph_path: str, plate: str, out: str) -> list[str]:
-    """``--set`` values that run a template on ``plate``: the result to ``out``, any other
-    saver beside it, existing frames overwritten."""
+    """``--set`` values that run a template on ``plate``: the result (the first EXR saver, by
+    id) to ``out``, any other saver beside it, existing frames overwritten."""
     with open(graph_path) as f:
         graph = json.load(f)
     sets = [f"1.path={plate}"]
+    result = min(n["id"] for n in graph["nodes"] if n["type"] == "LM_SaveEXRSequence")
     for node in graph["nodes"]:
         if node["type"] in ("LM_SaveEXRSequence", "LM_SaveLatents"):
             name = node["widgets_values"][0].split("/")[-1]
-            target = out if node["id"] == 10 else os.path.join(os.path.dirname(out), name)
+            target = out if node["id"] == result else os.path.join(os.path.dirname(out), name)
             sets.append(f"{node['id']}.path={target}")
             if node["type"] == "LM_SaveEXRSequence":
                 sets.append(f"{node['id']}.existing=overwrite")
@@ -252,10 +354,14 @@ def render_thumbnail(name: str, graph_path: str, work: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"of {', '.join(TEMPLATES)}")
     parser.add_argument("--no-thumbnails", action="store_true")
     args = parser.parse_args()
+    if unknown := sorted(set(args.names) - set(TEMPLATES)):
+        parser.error(f"no template {', '.join(unknown)}; the templates: {', '.join(TEMPLATES)}")
     with tempfile.TemporaryDirectory() as work:
-        for name, make in TEMPLATES.items():
+        for name in args.names or TEMPLATES:
+            make = TEMPLATES[name]
             description, nodes = make()
             path = os.path.join(FOLDER, f"{name}.json")
             with open(path, "w") as f:

@@ -51,11 +51,28 @@ class OCIOTransform:
                     "forward: src to dst. inverse: dst back to src (undoes a forward transform).",
                 ),
             },
-            "optional": {"ocio_config": text_input(OCIO_CONFIG_TOOLTIP)},
+            "optional": {
+                "ocio_config": text_input(OCIO_CONFIG_TOOLTIP),
+                "highlights": choice_input(
+                    color.HIGHLIGHTS,
+                    "Inverse display/view only (display back to scene-linear), for images made "
+                    "for the display such as a GAN's: the tone scale's inverse turns near-white "
+                    "display values into hot pixels (display 0.98 is scene 19.7 under ACES 2.0 "
+                    "SDR). keep: the exact inverse. limit: nothing comes back brighter than "
+                    "scene-linear white (1.0); brighter display tones flatten. soft clip: the "
+                    "same bound, reached by a smooth roll-off that keeps highlight gradation.",
+                ),
+            },
         }
 
     def transform(
-        self, image: torch.Tensor, src: str, dst: str, direction: str, ocio_config: str = ""
+        self,
+        image: torch.Tensor,
+        src: str,
+        dst: str,
+        direction: str,
+        ocio_config: str = "",
+        highlights: str = "keep",
     ):
         with context(node=self.DISPLAY_NAME):
             with context(input="ocio_config"):
@@ -67,7 +84,20 @@ class OCIOTransform:
             with context(input="direction"):
                 if direction not in ("forward", "inverse"):
                     raise error(f"direction '{direction}' is not forward or inverse")
-            out = color.apply_transform(
-                to_numpy(image), cfg, source, target, inverse=direction == "inverse"
-            )
+            pixels = to_numpy(image)
+            with context(input="highlights"):
+                if highlights != "keep":
+                    pixels = _highlight_safe(pixels, cfg, source, target, direction, highlights)
+            out = color.apply_transform(pixels, cfg, source, target, inverse=direction == "inverse")
         return (to_tensor(out),)
+
+
+def _highlight_safe(pixels, cfg, source: str, target, direction: str, highlights: str):
+    """Display pixels limited below the view's reference white, ready for the inverse."""
+    if direction != "inverse" or not isinstance(target, color.DisplayView):
+        raise error(
+            f"highlights '{highlights}' limits the way back from a display: it needs direction "
+            f"inverse and a display/view dst (this node runs {direction} to '{target}'); "
+            "set highlights to keep"
+        )
+    return color.limit_highlights(pixels, color.reference_white(cfg, source, target), highlights)
