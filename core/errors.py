@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 
 @dataclass
@@ -38,24 +38,24 @@ class Where:
 # ``.core.errors``, a long line that says nothing to a user. ``latentmirror.LatentmirrorError``
 # is short and true: the package root serves these names (its ``__getattr__``), so pickling an
 # error by reference (Ray sends a worker's error back) finds the same class again.
+# (Not a dataclass: @dataclass looks the class's module up in sys.modules, and in ComfyUI no
+# module is called ``latentmirror``.)
 PUBLIC_MODULE = "latentmirror"
 
 
-@dataclass(eq=False)  # exceptions compare and hash by identity
 class LatentmirrorError(Exception):
     """A user-facing error: a message plus where it happened."""
 
     __module__ = PUBLIC_MODULE
 
-    message: str
-    where: Where = field(default_factory=Where)
+    def __init__(self, message: str, where: Where | None = None):
+        super().__init__(message)
+        self.message = message
+        self.where = where if where is not None else Where()
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         cls.__module__ = PUBLIC_MODULE  # WriteFailed, Interrupted: short names in ComfyUI too
-
-    def __post_init__(self) -> None:
-        super().__init__(self.message)
 
     def __str__(self) -> str:
         place = self.where.describe()

@@ -366,3 +366,30 @@ def test_installer_help_is_whole():
     for line in ("without touching its torch", "else", "two OpenCV wheels in one environment"):
         assert line in done.stdout
     assert "--python PYTHON" in done.stdout
+
+
+def test_comfyui_loads_the_pack_and_shows_short_error_types(tmp_path):
+    """As ComfyUI loads a pack (nodes.load_custom_node): a module named after the folder's path,
+    no module called ``latentmirror``; a node's error then shows as ``latentmirror.<type>``."""
+    script = f"""
+import importlib.util, sys
+folder = {str(PACKAGE_ROOT)!r}
+name = folder.replace(".", "_x_")
+spec = importlib.util.spec_from_file_location(name, folder + "/__init__.py")
+pack = importlib.util.module_from_spec(spec)
+sys.modules[name] = pack
+spec.loader.exec_module(pack)
+assert "latentmirror" not in sys.modules
+node = pack.NODE_CLASS_MAPPINGS["LM_OCIOTransform"]()
+import torch
+try:
+    node.transform(torch.zeros(1, 2, 2, 3), "No Such Space", "ACEScg", "forward")
+except Exception as exc:
+    kind = type(exc)
+    print(kind.__module__ + "." + kind.__qualname__)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "latentmirror.LatentmirrorError"
