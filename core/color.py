@@ -185,9 +185,11 @@ def apply_transform(
 # (a GAN's output) holds such values without the plate having had such highlights.
 #   keep:      the exact inverse (round trips a forward transform; hot pixels can appear)
 #   limit:     display values clamped to the view's reference white first (nothing comes back
-#              brighter than scene 1.0; brighter display tones flatten to white)
+#              much brighter than scene 1.0; brighter display tones flatten to white)
 #   soft clip: display values above a knee rolled off smoothly toward reference white
-#              (tones keep their order and gradation; nothing comes back brighter than 1.0)
+#              (tones keep their order and gradation; the same bound)
+# (Per channel: a saturated near-white colour can come back a little above 1 once the view's
+# gamut mapping is undone; 1.05 at most on the demo's obscura render with limit, 1.002 soft.)
 HIGHLIGHTS = ("keep", "limit", "soft clip")
 SOFT_CLIP_KNEE = 0.8  # of reference white: display values below it come back exactly
 

@@ -58,9 +58,10 @@ class OCIOTransform:
                     "Inverse display/view only (display back to scene-linear), for images made "
                     "for the display such as a GAN's: the tone scale's inverse turns near-white "
                     "display values into hot pixels (display 0.98 is scene 19.7 under ACES 2.0 "
-                    "SDR). keep: the exact inverse. limit: nothing comes back brighter than "
-                    "scene-linear white (1.0); brighter display tones flatten. soft clip: the "
-                    "same bound, reached by a smooth roll-off that keeps highlight gradation.",
+                    "SDR). keep: the exact inverse. limit: display values clamped to the "
+                    "view's reference white (scene-linear 1.0) first; brighter tones flatten. "
+                    "soft clip: the same bound reached by a smooth roll-off that keeps highlight "
+                    "gradation (the templates use it).",
                 ),
             },
         }
