@@ -189,9 +189,9 @@ def apply_transform(
 #   soft clip: display values above a knee rolled off smoothly toward reference white
 #              (tones keep their order and gradation; the same bound)
 # (Per channel: a saturated near-white colour can come back a little above 1 once the view's
-# gamut mapping is undone; 1.05 at most on the demo's obscura render with limit, 1.002 soft.)
+# gamut mapping is undone: 1.05 at most on the demo's obscura render with limit, 1.011 soft.)
 HIGHLIGHTS = ("keep", "limit", "soft clip")
-SOFT_CLIP_KNEE = 0.8  # of reference white: display values below it come back exactly
+SOFT_CLIP_KNEE = 0.9  # of reference white: display values below it (scene 0.7) come back exactly
 
 
 def reference_white(cfg: ColorConfig, scene: str, target: DisplayView) -> np.ndarray:
@@ -215,7 +215,7 @@ def limit_highlights(display: np.ndarray, white: np.ndarray, mode: str) -> np.nd
     >>> limit_highlights(pixels, white, "limit").astype(np.float64).round(3).tolist()
     [[0.3, 0.7, 0.7]]
     >>> limit_highlights(pixels, white, "soft clip").astype(np.float64).round(3).tolist()
-    [[0.3, 0.667, 0.699]]
+    [[0.3, 0.683, 0.7]]
     """
     out = np.array(display, dtype=np.float32, copy=True)
     rgb = out[..., :3]

@@ -25,9 +25,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FOLDER = os.path.join(ROOT, "example_workflows")
 DISPLAY_VIEW = "sRGB - Display/ACES 2.0 - SDR 100 nits (Rec.709)"
 DEMO_MODEL = "latentmirror-demo-faces-64.safetensors"
-# The GAN's near-white display values would come back as hot pixels (scene 20 from a plate that
-# peaks at 1): the way back rolls them off below the view's reference white instead.
-BACK_TO_SCENE_HIGHLIGHTS = "soft clip"
+# The GAN's near-white display values would come back as hot pixels (scene 128 from a plate
+# that peaks at 1): the way back limits them to the view's reference white instead, which keeps
+# every tone the plate had (up to scene-linear 1) exactly; soft clip would darken its brightest.
+BACK_TO_SCENE_HIGHLIGHTS = "limit"
 USAGE = (
     "To use: set 'path' on the Plate node to your scene-linear ACEScg EXR sequence and pick a "
     "model (the bundled demo model makes small, rough faces; an FFHQ StyleGAN pickle in "
@@ -61,7 +62,7 @@ def plate_nodes() -> list[Node]:
 def output_nodes(first_id: int, image: tuple, name: str, column: int, title: str) -> list[Node]:
     """Display -> the plate's ACEScg -> EXR with the plate's frames, windows and metadata."""
     return [
-        Node(first_id, "LM_OCIOTransform", "Back to ACEScg (soft clip)", column,
+        Node(first_id, "LM_OCIOTransform", "Back to ACEScg (highlights limited)", column,
              {"src": "ACEScg", "dst": DISPLAY_VIEW, "direction": "inverse",
               "highlights": BACK_TO_SCENE_HIGHLIGHTS}, {"image": image}),
         Node(first_id + 1, "LM_SaveEXRSequence", title, column + 1,

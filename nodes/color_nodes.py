@@ -60,8 +60,8 @@ class OCIOTransform:
                     "display values into hot pixels (display 0.98 is scene 19.7 under ACES 2.0 "
                     "SDR). keep: the exact inverse. limit: display values clamped to the "
                     "view's reference white (scene-linear 1.0) first; brighter tones flatten. "
-                    "soft clip: the same bound reached by a smooth roll-off that keeps highlight "
-                    "gradation (the templates use it).",
+                    "soft clip: the same bound reached by a smooth roll-off that keeps some "
+                    "gradation but darkens tones above scene 0.7. The templates use limit.",
                 ),
             },
         }

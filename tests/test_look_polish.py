@@ -69,6 +69,16 @@ def test_tones_below_the_knee_come_back_exactly(highlights):
     np.testing.assert_allclose(_back_to_scene(display, highlights), scene, atol=2e-4)
 
 
+@pytest.mark.parametrize("highlights", ["keep", "limit"])
+def test_limit_keeps_every_tone_up_to_white(highlights):
+    """Why the templates limit: the plate's own tones up to scene-linear 1 come back as they
+    were (soft clip would darken the brightest of them)."""
+    cfg = _cfg()
+    scene = _grey(0.5, 0.9, 0.99, 1.0)
+    display = color.apply_transform(scene, cfg, "ACEScg", color.parse_target(cfg, VIEW))
+    np.testing.assert_allclose(_back_to_scene(display, highlights), scene, rtol=2e-3)
+
+
 def test_soft_clip_keeps_the_order_of_tones_and_has_no_kink():
     cfg = _cfg()
     white = color.reference_white(cfg, "ACEScg", color.parse_target(cfg, VIEW))
@@ -186,7 +196,7 @@ def test_gan_templates_come_back_to_scene_linear_highlight_safe(name):
         n for n in _generated(name)["nodes"]
         if n["type"] == "LM_OCIOTransform" and "inverse" in n["widgets_values"]
     ]  # fmt: skip
-    assert backs and all(n["widgets_values"][-1] == "soft clip" for n in backs)
+    assert backs and all(n["widgets_values"][-1] == "limit" for n in backs)
 
 
 def test_plate_to_display_renders_the_display_transform_of_the_plate(plate, tmp_path):
