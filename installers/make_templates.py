@@ -29,12 +29,12 @@ DEMO_MODEL = "latentmirror-demo-faces-64.safetensors"
 # that peaks at 1): the way back limits them to the view's reference white instead, which keeps
 # every tone the plate had (up to scene-linear 1) exactly; soft clip would darken its brightest.
 BACK_TO_SCENE_HIGHLIGHTS = "limit"
-USAGE = (
-    "To use: set 'path' on the Plate node to your scene-linear ACEScg EXR sequence and pick a "
-    "model (the bundled demo model makes small, rough faces; an FFHQ StyleGAN pickle in "
-    "models/gan makes real ones). Results go to ComfyUI's output folder as EXR frames numbered "
-    "like the plate."
+PLATE_USAGE = "To use: set 'path' on the Plate node to your scene-linear ACEScg EXR sequence."
+MODEL_USAGE = (
+    "Pick a model: the bundled demo model makes small, rough faces; an FFHQ StyleGAN pickle in "
+    "models/gan makes real ones."
 )
+OUTPUT_USAGE = "Results go to ComfyUI's output folder as EXR frames numbered like the plate."
 
 
 @dataclass
@@ -251,7 +251,9 @@ def ui_graph(nodes: list[Node], description: str) -> dict:
             for i, (n, t) in enumerate(zip(names, cls.RETURN_TYPES, strict=True))
         ]
         ui["size"] = frontend_size(ui["title"], ui["inputs"], ui["outputs"], labels[ui["id"]])
-    note = note_node(max(by_id) + 1, len(ui_nodes), description)
+    uses_model = any(n.type == "LM_LoadGAN" for n in nodes)
+    usage = " ".join([PLATE_USAGE, *([MODEL_USAGE] if uses_model else []), OUTPUT_USAGE])
+    note = note_node(max(by_id) + 1, len(ui_nodes), f"{description}\n\n{usage}")
     _lay_out([note] + ui_nodes, {n.id: n.column for n in nodes} | {note["id"]: 0})
     return {
         "id": "00000000-0000-0000-0000-" + hashlib.sha1(description.encode()).hexdigest()[:12],
@@ -263,10 +265,9 @@ def ui_graph(nodes: list[Node], description: str) -> dict:
     }  # fmt: skip
 
 
-def note_node(node_id: int, order: int, description: str) -> dict:
-    """A Note with the template's description: this frontend's template browser shows a custom
-    pack's templates by file name only, so the description travels in the workflow."""
-    text = f"{description}\n\n{USAGE}"
+def note_node(node_id: int, order: int, text: str) -> dict:
+    """A Note with the template's description and use: this frontend's template browser shows a
+    custom pack's templates by file name only, so the description travels in the workflow."""
     lines = sum(1 + len(paragraph) // 48 for paragraph in text.split("\n"))  # ~48 chars a line
     height = max(NOTE_MIN_HEIGHT, 18 * lines) + SLOT_HEIGHT + WIDGETS_PAD + BOTTOM_PAD
     return {
