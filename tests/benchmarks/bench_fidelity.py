@@ -28,8 +28,8 @@ where ``identity_psnr`` is the template's own fit without tuning, and ``warp_rat
 ``seconds_per_frame`` are of the tuned run when tuning ran, else of the untuned template.
 
 Run: ``.venv/bin/python tests/benchmarks/bench_fidelity.py [--frames 24] [--steps 150]
-[--tune-steps N] [--threads 1] [--device auto] [--skip-tiles]``. Latent and tuned-model caches are
-off (the timing is of real work) and point at a temporary folder.
+[--tune-steps N] [--tuned-fit tiles] [--threads 1] [--device auto] [--skip-tiles]``. Latent and
+tuned-model caches are off (the timing is of real work) and point at a temporary folder.
 """
 
 from __future__ import annotations
@@ -213,6 +213,7 @@ def main() -> None:
     parser.add_argument("--tune-steps", type=int, default=None, help="default: the node's")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--tuned-fit", default="", help="fit of the tuned run (the template's)")
     parser.add_argument("--skip-tiles", action="store_true", help="no untuned tiles run")
     args = parser.parse_args()
     if args.threads:
@@ -254,7 +255,8 @@ def main() -> None:
         untuned = {fit: run(f"identity, fit {fit}", fit, tune=False) for fit in fits}
         identity = untuned[template_fit]
         if TUNE_NODE in NODE_CLASS_MAPPINGS:
-            tuned = run(f"identity tuned, fit {template_fit}", template_fit, tune=True)
+            tuned_fit = args.tuned_fit or template_fit
+            tuned = run(f"identity tuned, fit {tuned_fit}", tuned_fit, tune=True)
         else:
             tuned = None
             print(f"no {TUNE_NODE} node in this pack: the tuned run is skipped, tuned_psnr=nan")
