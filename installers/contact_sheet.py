@@ -25,17 +25,25 @@ DISPLAY_VIEW = "sRGB - Display/ACES 2.0 - SDR 100 nits (Rec.709)"
 LABELS = ("plate", "reconstruction", "resynthesis")
 
 
-def display_frames(
+def display_referred(
     pattern: str, colorspace: str = "ACEScg", frames: str = ""
 ) -> tuple[list[int], np.ndarray]:
-    """(frame numbers, display-referred uint8 RGB [N, H, W, 3]) of an EXR sequence (``frames``:
-    a range; empty: all)."""
+    """(frame numbers, display-referred float32 RGB [N, H, W, 3] in 0..1, as the display shows
+    it) of an EXR sequence (``frames``: a range; empty: all)."""
     loaded = load_sequence(pattern, frames=frames)
     cfg = color.resolve_config("")
     shown = color.apply_transform(
         loaded.rgb, cfg, colorspace, color.parse_target(cfg, DISPLAY_VIEW)
     )
-    return loaded.info.frames, (np.clip(shown, 0, 1) * 255).round().astype(np.uint8)
+    return loaded.info.frames, np.clip(shown, 0, 1)
+
+
+def display_frames(
+    pattern: str, colorspace: str = "ACEScg", frames: str = ""
+) -> tuple[list[int], np.ndarray]:
+    """(frame numbers, display-referred uint8 RGB [N, H, W, 3]) of an EXR sequence."""
+    numbers, shown = display_referred(pattern, colorspace, frames)
+    return numbers, (shown * 255).round().astype(np.uint8)
 
 
 def label(image: np.ndarray, text: str, scale: float = 0.4) -> np.ndarray:
