@@ -151,20 +151,28 @@ def load_sequence(
     rgb = np.zeros((len(plan), canvas.height, canvas.width, 3), np.float32)
     alpha = np.zeros((len(plan), canvas.height, canvas.width), np.float32)
 
-    def decode(planned: PlannedFrame) -> np.ndarray | None:
+    def decode(index: int) -> int:
+        """Read one frame into its place in the batch (frames fill disjoint slices, so the
+        threads never touch the same pixels); returns its count of NaN/Inf pixels."""
+        planned = plan[index]
         if planned.path is None:
-            return None
-        return _read_frame(planned, headers[planned.path], selection, layer)
+            return 0
+        pixels = _read_frame(planned, headers[planned.path], selection, layer)
+        pixels, bad = _bad_pixels(pixels, bad_pixels)
+        window = data_windows[index]
+        rows = slice(window.y - canvas.y, window.y_end - canvas.y)
+        cols = slice(window.x - canvas.x, window.x_end - canvas.x)
+        rgb[index, rows, cols] = pixels[..., :3]
+        alpha[index, rows, cols] = pixels[..., 3] if selection.alpha else 1.0
+        return bad
 
-    with closing(ordered_map(decode, plan, io_threads)) as decoded:
-        for index, (planned, pixels) in enumerate(zip(plan, decoded, strict=True)):
-            if pixels is not None:
-                window = data_windows[index]
-                pixels = _check_bad_pixels(pixels, planned, bad_pixels)
-                rows = slice(window.y - canvas.y, window.y_end - canvas.y)
-                cols = slice(window.x - canvas.x, window.x_end - canvas.x)
-                rgb[index, rows, cols] = pixels[..., :3]
-                alpha[index, rows, cols] = pixels[..., 3] if selection.alpha else 1.0
+    indices = range(len(plan))
+    with closing(ordered_map(decode, indices, io_threads)) as decoded:
+        for index, bad in zip(indices, decoded, strict=True):  # in order: warnings, progress
+            planned = plan[index]
+            if bad:
+                _warn_bad_pixels(planned, bad, bad_pixels)
+            if planned.path is not None:
                 _plate_files.add(os.path.realpath(planned.path))
             if on_frame:
                 on_frame(index + 1, len(plan))
@@ -287,23 +295,30 @@ def _read_frame(planned: PlannedFrame, headers: list[ExrHeader], selection, laye
         return read_channels(planned.path, header, names)
 
 
-def _check_bad_pixels(pixels: np.ndarray, planned: PlannedFrame, policy: str) -> np.ndarray:
+def _bad_pixels(pixels: np.ndarray, policy: str) -> tuple[np.ndarray, int]:
+    """The pixels (NaN/Inf zeroed under ``replace``) and how many hold NaN or Inf. A clean frame
+    (the usual case) costs two reductions: NaN or Inf turns its min or max non-finite."""
+    if np.isfinite(pixels.max()) and np.isfinite(pixels.min()):
+        return pixels, 0
     bad = ~np.isfinite(pixels)
     count = int(bad.any(axis=-1).sum())
-    if not count:
-        return pixels
+    if policy == "replace":
+        return np.where(bad, np.float32(0), pixels), count
+    return pixels, count
+
+
+def _warn_bad_pixels(planned: PlannedFrame, count: int, policy: str) -> None:
     if policy == "replace":
         log.warning(
             "frame %s (%s): replaced %d NaN/Inf pixels with 0", planned.frame, planned.path, count
         )
-        return np.where(bad, np.float32(0), pixels)
+        return
     log.warning(
         "frame %s (%s): %d pixels are NaN or Inf; kept (set bad_pixels to replace to zero them)",
         planned.frame,
         planned.path,
         count,
     )
-    return pixels
 
 
 def _plate_colorspace(cfg: color.ColorConfig, requested: str, header: ExrHeader) -> str:
