@@ -25,7 +25,7 @@ from latentmirror.core.frames.overlap import (
 )
 from latentmirror.core.frames.sequence import load_sequence, save_sequence
 
-from .support import read_raw_exr
+from .support import read_raw_exr, write_raw_exr
 
 THREADS = 3  # more than this machine's cores: frames really do overlap and finish out of order
 FRAMES = list(range(1001, 1013))
@@ -56,8 +56,6 @@ def sequence_on_disk(plate_factory):
     nan_frame = pattern.replace("####", "1006")
     pixels, _ = read_raw_exr(nan_frame)
     pixels[3, 5, 1] = np.nan
-    from .support import write_raw_exr
-
     write_raw_exr(nan_frame, pixels, ["R", "G", "B", "A"])
     return pattern
 
@@ -170,7 +168,8 @@ def test_existing_frames_are_sorted_and_reported_as_before(tmp_path):
     assert _names(threaded.skipped) == _names(serial.skipped) and len(serial.skipped) == 9
     assert _names(threaded.stale) == _names(serial.stale) == ["out.1005.exr"]
     assert _names(threaded.damaged) == _names(serial.damaged) == ["out.1003.exr"]
-    assert threaded.summary() == serial.summary() == "kept 9 frames up to date, rewrote 1 stale, rewrote 1 damaged"  # fmt: skip
+    summary = "kept 9 frames up to date, rewrote 1 stale, rewrote 1 damaged"
+    assert threaded.summary() == serial.summary() == summary
     assert threaded_files == serial_files
 
 
