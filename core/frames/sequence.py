@@ -548,11 +548,18 @@ def check_existing(
     if existing == "overwrite":
         return ExistingFrames(write=list(range(len(targets))))
     found = ExistingFrames(write=[i for i in range(len(targets)) if i not in headers])
-    for i, header in headers.items():
-        recorded = header.attribute(FINGERPRINT_ATTRIBUTE)
-        if fingerprints is not None and recorded != fingerprints[i]:
+    current = [
+        i
+        for i, header in headers.items()
+        if fingerprints is None or header.attribute(FINGERPRINT_ATTRIBUTE) == fingerprints[i]
+    ]
+    # a kept frame must decode completely: every pixel is read, on worker threads
+    decodes = ordered_map(lambda i: incomplete_reason(targets[i]) is None, current)
+    complete = dict(zip(current, decodes, strict=True))
+    for i in headers:
+        if i not in complete:
             found.stale.append(i)
-        elif incomplete_reason(targets[i]) is not None:
+        elif not complete[i]:
             found.damaged.append(i)
         else:
             found.kept.append(i)
