@@ -39,12 +39,13 @@ def _truncate(path: str, keep: float = 0.6) -> None:
 
 
 def _file_bytes_and_headers(folder) -> dict[str, tuple[bytes, list]]:
-    """Each EXR in ``folder``: its decoded pixels' bytes and its header attributes."""
+    """Each EXR in ``folder``: its decoded pixels' bytes, header attributes and data window."""
     found = {}
     for name in sorted(os.listdir(folder)):
         pixels, _ = read_raw_exr(os.path.join(folder, name))
         header = read_headers(os.path.join(folder, name))[0]
-        found[name] = (pixels.tobytes(), header.attributes, header.data_window)
+        attributes = [a for a in header.attributes if a.name != "DateTime"]  # when it was written
+        found[name] = (pixels.tobytes(), attributes, header.data_window)
     return found
 
 
