@@ -260,7 +260,10 @@ def read_channels(path: str, header: ExrHeader, names: list[str]) -> np.ndarray:
     pixels = np.asarray(pixels, dtype=np.float32)
     if pixels.size != math.prod(shape):
         raise error(f"pixels do not fill the data window {header.data_window}", file=path)
-    return pixels.reshape(shape)[..., [header.channels.index(n) for n in names]]
+    order = [header.channels.index(n) for n in names]
+    if order == list(range(len(order))):  # the leading channels in order: a view, no copy
+        return pixels.reshape(shape)[..., : len(order)]
+    return pixels.reshape(shape)[..., order]
 
 
 def write_exr(
