@@ -16,7 +16,14 @@ import pytest
 from latentmirror.core import storage
 from latentmirror.core.errors import LatentmirrorError
 from latentmirror.core.frames import exr, sequence
-from latentmirror.core.frames.exr import HALF_MAX, ExrWriteOptions, incomplete_reason, read_headers
+from latentmirror.core.frames.exr import (
+    HALF_MAX,
+    Box,
+    ExrWriteOptions,
+    incomplete_reason,
+    read_headers,
+)
+from latentmirror.core.frames.interleave import join_rgba, split_rgba
 from latentmirror.core.frames.overlap import (
     IO_THREADS_VARIABLE,
     frames_in_flight,
@@ -318,3 +325,51 @@ def test_io_threads_setting(monkeypatch, value, expected):
         assert 1 <= io_threads() <= 4
     else:
         assert io_threads() == expected
+
+
+# ------------------------------------------- cheaper per-frame work: same results as before
+
+
+def _grown_by_full_scan(window: Box, pixels: np.ndarray, canvas: Box) -> Box:
+    """The writer's earlier rule, every canvas pixel looked at: the reference."""
+    outside = np.ones(pixels.shape[:2], bool)
+    rows = slice(window.y - canvas.y, window.y_end - canvas.y)
+    outside[rows, window.x - canvas.x : window.x_end - canvas.x] = False
+    rows, cols = np.nonzero(outside & (pixels != 0).any(axis=-1))
+    if not len(rows):
+        return window
+    found = Box(int(cols.min()) + canvas.x, int(rows.min()) + canvas.y,
+                int(cols.max() - cols.min()) + 1, int(rows.max() - rows.min()) + 1)  # fmt: skip
+    return window.union(found)
+
+
+def test_grown_window_looks_only_outside_yet_matches_the_full_scan():
+    canvas = Box(-4, -3, 30, 20)  # overscan: the canvas starts left of and above the format
+    rng = np.random.default_rng(3)
+    cases = [Box(-4, -3, 30, 20), Box(0, 0, 22, 14), Box(5, 2, 6, 4), Box(-4, 8, 30, 9)]
+    for window in cases:
+        for trial in range(40):
+            pixels = np.zeros((canvas.height, canvas.width, 4), np.float32)
+            for _ in range(trial % 4):  # 0 to 3 specks anywhere, some NaN, some in one channel
+                y, x = rng.integers(canvas.height), rng.integers(canvas.width)
+                pixels[y, x, rng.integers(4)] = np.nan if trial % 5 == 0 else rng.normal()
+            expected = _grown_by_full_scan(window, pixels, canvas)
+            assert sequence._grow_to_content(window, pixels, canvas) == expected, (window, trial)
+
+
+def test_split_and_join_move_the_exact_bits_into_and_out_of_a_batch():
+    rng = np.random.default_rng(5)
+    rgba = rng.normal(size=(6, 7, 4)).astype(np.float32)
+    rgba.view(np.uint32)[1, 2, 0] = 0x7FC01234  # a NaN with a payload
+    rgba[3, 3, 3] = -np.inf
+    rgb, alpha = np.zeros((2, 9, 10, 3), np.float32), np.zeros((2, 9, 10), np.float32)
+    split_rgba(rgba, rgb[1, 1:7, 2:9], alpha[1, 1:7, 2:9])  # into a frame's data window
+    assert rgb[1, 1:7, 2:9].tobytes() == np.ascontiguousarray(rgba[..., :3]).tobytes()
+    assert alpha[1, 1:7, 2:9].tobytes() == np.ascontiguousarray(rgba[..., 3]).tobytes()
+    assert not rgb[0].any() and not alpha[0].any() and not rgb[1, 0].any()  # nothing else
+    joined = join_rgba(rgb[1, 1:7, 2:9], alpha[1, 1:7, 2:9])
+    assert joined.flags.c_contiguous and joined.tobytes() == rgba.tobytes()
+    # the first three of four channels (an RGBA IMAGE with a MASK), and other layouts
+    assert join_rgba(rgba, rgba[..., 0]).tobytes() == rgba[..., [0, 1, 2, 0]].tobytes()
+    wide = rng.normal(size=(6, 7, 3))  # float64: the general copy
+    assert np.array_equal(join_rgba(wide, wide[..., 0])[..., :3], wide.astype(np.float32))

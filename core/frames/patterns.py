@@ -15,6 +15,7 @@ are found, since renderers write either.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -118,6 +119,12 @@ def parse_pattern(path: str) -> SequencePattern:
     path = os.path.expanduser(str(path).strip())
     if not path:
         raise error("the path is empty; give a pattern such as /shots/sh010/plate.####.exr")
+    return _parse_expanded(path)
+
+
+# fileseq's parser takes milliseconds, and nodes parse the same few patterns again and again
+@functools.lru_cache(maxsize=256)
+def _parse_expanded(path: str) -> SequencePattern:
     name = os.path.basename(path)
     fields = _FIELD.findall(name)
     if len(fields) > 1:

@@ -30,6 +30,7 @@ from .exr import (
     read_headers,
     write_exr,
 )
+from .interleave import join_rgba, split_rgba
 from .overlap import ordered_map
 from .patterns import SequencePattern, parse_pattern
 from .plate import PlateInfo
@@ -164,8 +165,11 @@ def load_sequence(
         window = data_windows[index]
         rows = slice(window.y - canvas.y, window.y_end - canvas.y)
         cols = slice(window.x - canvas.x, window.x_end - canvas.x)
-        rgb[index, rows, cols] = pixels[..., :3]
-        alpha[index, rows, cols] = pixels[..., 3] if selection.alpha else 1.0
+        if selection.alpha:
+            split_rgba(pixels, rgb[index, rows, cols], alpha[index, rows, cols])
+        else:
+            rgb[index, rows, cols] = pixels
+            alpha[index, rows, cols] = 1.0
         return bad
 
     indices = range(len(plan))
@@ -299,8 +303,9 @@ def _read_frame(planned: PlannedFrame, headers: list[ExrHeader], selection, laye
 
 def _bad_pixels(pixels: np.ndarray, policy: str) -> tuple[np.ndarray, int]:
     """The pixels (NaN/Inf zeroed under ``replace``) and how many hold NaN or Inf. A clean frame
-    (the usual case) costs two reductions: NaN or Inf turns its min or max non-finite."""
-    if np.isfinite(pixels.max()) and np.isfinite(pixels.min()):
+    (the usual case) costs one pass, a sum: NaN or Inf makes it non-finite. (A sum of huge finite
+    values can overflow too; then the exact count below finds no bad pixel.)"""
+    if np.isfinite(pixels.sum()):
         return pixels, 0
     bad = ~np.isfinite(pixels)
     count = int(bad.any(axis=-1).sum())
@@ -634,7 +639,7 @@ def _frame_pixels(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray
         return np.ascontiguousarray(rgb), ["R", "G", "B", "A"]
     if alpha is None:
         return np.ascontiguousarray(rgb[..., :3]), ["R", "G", "B"]
-    return np.concatenate([rgb[..., :3], alpha[..., None]], axis=-1), ["R", "G", "B", "A"]
+    return join_rgba(rgb, alpha), ["R", "G", "B", "A"]
 
 
 def _windows_for(pixels: np.ndarray, index: int, plate: PlateInfo | None):
@@ -666,21 +671,25 @@ def _windows_for(pixels: np.ndarray, index: int, plate: PlateInfo | None):
 
 
 def _grow_to_content(window: Box, pixels: np.ndarray, canvas: Box) -> Box:
-    outside = np.ones(pixels.shape[:2], bool)
-    outside[
-        window.y - canvas.y : window.y_end - canvas.y, window.x - canvas.x : window.x_end - canvas.x
-    ] = False
-    content = outside & (pixels != 0).any(axis=-1)
-    if not content.any():
-        return window
-    rows, cols = np.nonzero(content)
-    found = Box(
-        int(cols.min()) + canvas.x,
-        int(rows.min()) + canvas.y,
-        int(cols.max() - cols.min()) + 1,
-        int(rows.max() - rows.min()) + 1,
-    )
-    return window.union(found)
+    """``window`` grown to cover every pixel of ``pixels`` (the canvas) that is not zero outside
+    it. Only the bands outside the window are looked at: none when it is the whole canvas."""
+    top, left = window.y - canvas.y, window.x - canvas.x
+    bottom, right = window.y_end - canvas.y, window.x_end - canvas.x
+    bands = [  # (rows, columns) of the canvas outside the window; overlapping corners are fine
+        (slice(0, top), slice(None)),
+        (slice(bottom, None), slice(None)),
+        (slice(None), slice(0, left)),
+        (slice(None), slice(right, None)),
+    ]
+    found = window
+    for rows, cols in bands:
+        content = (pixels[rows, cols] != 0).any(axis=-1)  # NaN is content too
+        if content.any():
+            ys, xs = np.nonzero(content)
+            y0, x0 = (rows.start or 0) + int(ys.min()), (cols.start or 0) + int(xs.min())
+            y1, x1 = (rows.start or 0) + int(ys.max()), (cols.start or 0) + int(xs.max())
+            found = found.union(Box(x0 + canvas.x, y0 + canvas.y, x1 - x0 + 1, y1 - y0 + 1))
+    return found
 
 
 def _output_attributes(
