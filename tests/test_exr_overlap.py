@@ -106,17 +106,17 @@ def test_read_error_names_the_first_failing_frame_in_order(sequence_on_disk):
 
 def test_frames_in_flight_while_reading_stay_within_the_bound(sequence_on_disk, monkeypatch):
     started, done, most = [0], [0], [0]
-    real_read = sequence.read_channels
+    real_read = sequence.read_channel_rows
 
     def counting_read(*args, **kwargs):  # the real decode, counted as it starts
         started[0] += 1
         most[0] = max(most[0], started[0] - done[0])
-        return real_read(*args, **kwargs)
+        yield from real_read(*args, **kwargs)
 
     def progress(finished: int, total: int) -> None:
         done[0] = finished
 
-    monkeypatch.setattr(sequence, "read_channels", counting_read)
+    monkeypatch.setattr(sequence, "read_channel_rows", counting_read)
     load_sequence(sequence_on_disk, missing="black", io_threads=2, on_frame=progress)
     assert started[0] == 10 and done[0] == 12  # two black frames read nothing
     assert 1 <= most[0] <= frames_in_flight(2) < 12
@@ -373,3 +373,29 @@ def test_split_and_join_move_the_exact_bits_into_and_out_of_a_batch():
     assert join_rgba(rgba, rgba[..., 0]).tobytes() == rgba[..., [0, 1, 2, 0]].tobytes()
     wide = rng.normal(size=(6, 7, 3))  # float64: the general copy
     assert np.array_equal(join_rgba(wide, wide[..., 0])[..., :3], wide.astype(np.float32))
+
+
+@pytest.mark.parametrize("compression", ["zip", "dwaa", "dwab", "piz", "rle", "b44"])
+def test_frames_read_strip_by_strip_are_the_whole_frame_read(tmp_path, monkeypatch, compression):
+    """Strips of whole chunks, each checked and placed in the batch: the same pixels and the
+    same NaN counts as one read of the frame, with a data window that starts mid-canvas and a
+    height no strip size divides."""
+    rng = np.random.default_rng(11)
+    pixels = (rng.random((300, 40, 5)) * 4).astype(np.float32)  # RGBA and a Z the load skips
+    pixels[[0, 77, 299], [3, 20, 39], 1] = np.nan
+    channels, display = ["R", "G", "B", "A", "Z"], (0, 0, 50, 320)
+    path = write_raw_exr(tmp_path / "p.1001.exr", pixels, channels, data_origin=(3, 7),
+                         display=display, compression=compression)  # fmt: skip
+    whole, _ = read_raw_exr(path)
+    monkeypatch.setattr(exr, "STRIP_BYTES", 1)  # the smallest strip: one chunk
+    header = read_headers(path)[0]
+    strips = list(exr.read_channel_rows(path, header, ["R", "G", "B", "A"], exr.STRIP_BYTES))
+    assert len(strips) > 1 and [top for top, _ in strips] == sorted({t for t, _ in strips})
+    loaded = load_sequence(str(tmp_path / "p.####.exr"))
+    assert np.array_equal(loaded.rgb[0, 7:307, 3:43], whole[..., :3], equal_nan=True)
+    assert np.array_equal(loaded.alpha[0, 7:307, 3:43], whole[..., 3])
+    assert not loaded.rgb[0, :7].any() and not loaded.alpha[0, :, 43:].any()
+    replaced = load_sequence(str(tmp_path / "p.####.exr"), bad_pixels="replace")
+    nan_in_file = np.isnan(whole[..., :3]).sum()  # 3, or fewer where a lossy codec lost them
+    assert nan_in_file == 3 or not exr.COMPRESSIONS[compression].lossless_half
+    assert np.isnan(loaded.rgb).sum() == nan_in_file and not np.isnan(replaced.rgb).any()

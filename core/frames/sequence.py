@@ -26,7 +26,7 @@ from .exr import (
     check_header_windows,
     incomplete_reason,
     max_pixels,
-    read_channels,
+    read_channel_rows,
     read_headers,
     write_exr,
 )
@@ -160,16 +160,20 @@ def load_sequence(
         planned = plan[index]
         if planned.path is None:
             return 0
-        pixels = _read_frame(planned, headers[planned.path], selection, layer)
-        pixels, bad = _bad_pixels(pixels, bad_pixels)
-        window = data_windows[index]
-        rows = slice(window.y - canvas.y, window.y_end - canvas.y)
+        window, bad = data_windows[index], 0
         cols = slice(window.x - canvas.x, window.x_end - canvas.x)
-        if selection.alpha:
-            split_rgba(pixels, rgb[index, rows, cols], alpha[index, rows, cols])
-        else:
-            rgb[index, rows, cols] = pixels
-            alpha[index, rows, cols] = 1.0
+        strips = _read_frame_rows(planned, headers[planned.path], selection, layer)
+        with closing(strips):  # the file is closed at once, even when a strip fails
+            for top, pixels in strips:  # each checked and placed while in the CPU's cache
+                pixels, strip_bad = _bad_pixels(pixels, bad_pixels)
+                bad += strip_bad
+                first = window.y - canvas.y + top
+                rows = slice(first, first + len(pixels))
+                if selection.alpha:
+                    split_rgba(pixels, rgb[index, rows, cols], alpha[index, rows, cols])
+                else:
+                    rgb[index, rows, cols] = pixels
+                    alpha[index, rows, cols] = 1.0
         return bad
 
     indices = range(len(plan))
@@ -291,14 +295,15 @@ def _attributes_of(planned: PlannedFrame, headers: dict, subimage: int) -> list[
     return attributes
 
 
-def _read_frame(planned: PlannedFrame, headers: list[ExrHeader], selection, layer: str):
+def _read_frame_rows(planned: PlannedFrame, headers: list[ExrHeader], selection, layer: str):
+    """The frame's RGB (and alpha) strip by strip: (first row in its data window, pixels)."""
     with context(file=planned.path, frame=planned.frame):
         found = select_channels(headers, layer)  # each file may order its parts differently
         header = headers[found.subimage]
         names = [*found.rgb, *([found.alpha] if selection.alpha else [])]
         if selection.alpha and not found.alpha:
             raise error("has no alpha channel, but the first frame has one")
-        return read_channels(planned.path, header, names)
+        yield from read_channel_rows(planned.path, header, names)
 
 
 def _bad_pixels(pixels: np.ndarray, policy: str) -> tuple[np.ndarray, int]:
