@@ -399,3 +399,24 @@ def test_frames_read_strip_by_strip_are_the_whole_frame_read(tmp_path, monkeypat
     nan_in_file = np.isnan(whole[..., :3]).sum()  # 3, or fewer where a lossy codec lost them
     assert nan_in_file == 3 or not exr.COMPRESSIONS[compression].lossless_half
     assert np.isnan(loaded.rgb).sum() == nan_in_file and not np.isnan(replaced.rgb).any()
+
+
+@pytest.mark.parametrize("compression", ["zip", "dwaa", "dwab", "piz", "none"])
+def test_frames_written_strip_by_strip_decode_as_one_whole_write(
+    tmp_path, monkeypatch, compression
+):
+    """The writer hands OpenImageIO strips of whole chunks: the file decodes to exactly what one
+    write of the whole frame (bare OpenImageIO) decodes to, windows and all."""
+    rng = np.random.default_rng(13)
+    pixels = (rng.random((75, 33, 4)) * 4).astype(np.float32)
+    pixels[5, 6, 0] = np.nan
+    monkeypatch.setattr(exr, "STRIP_BYTES", 1)  # one chunk per strip
+    window, display = exr.Box(2, 9, 33, 75), exr.Box(0, 0, 40, 90)
+    ours = str(tmp_path / "ours.exr")
+    exr.write_exr(ours, pixels, ["R", "G", "B", "A"], window, display,
+                  options=ExrWriteOptions("half", compression))  # fmt: skip
+    bare = write_raw_exr(tmp_path / "bare.exr", pixels, ["R", "G", "B", "A"], data_origin=(2, 9),
+                         display=(0, 0, 40, 90), compression=compression)  # fmt: skip
+    (got, spec), (expected, _) = read_raw_exr(ours), read_raw_exr(bare)
+    assert (spec.x, spec.y, spec.width, spec.height) == (2, 9, 33, 75)
+    assert got.tobytes() == expected.tobytes()

@@ -274,7 +274,8 @@ def read_channel_rows(
             raise error(f"cannot seek to part {header.subimage}: {_error_text(inp)}", file=path)
         spec, window = inp.spec(), header.data_window
         order = [header.channels.index(n) for n in names]
-        step = _strip_rows(spec, header, strip_bytes)
+        whole = strip_bytes is None or spec.tile_width or spec.deep
+        step = window.height if whole else _strip_rows(header.compression, spec, strip_bytes)
         for top in range(0, window.height, step):
             rows = min(step, window.height - top)
             if step >= window.height:
@@ -300,12 +301,13 @@ def read_channel_rows(
         inp.close()
 
 
-def _strip_rows(spec: oiio.ImageSpec, header: ExrHeader, strip_bytes: int | None) -> int:
-    """Rows per strip: whole chunks of about ``strip_bytes`` of float pixels, at least one."""
-    lines = _LINES_PER_CHUNK.get(header.compression.split(":")[0])
-    if strip_bytes is None or lines is None or spec.tile_width or spec.deep:
-        return header.data_window.height
-    row_bytes = header.data_window.width * len(header.channels) * 4
+def _strip_rows(compression: str, spec: oiio.ImageSpec, strip_bytes: int) -> int:
+    """Rows per strip of a scanline file: whole chunks of about ``strip_bytes`` of float pixels,
+    at least one chunk; all its rows for a compression not in the table."""
+    lines = _LINES_PER_CHUNK.get(compression.split(":")[0])  # OIIO's name: "dwaa:45"
+    if lines is None:
+        return spec.height
+    row_bytes = spec.width * spec.nchannels * 4
     return lines * max(1, strip_bytes // (lines * row_bytes))
 
 
@@ -342,7 +344,10 @@ def _write_file(temporary: str, spec: oiio.ImageSpec, pixels: np.ndarray, path: 
     if out is None:
         raise error(f"OpenImageIO cannot write EXR: {oiio.geterror()}", file=path)
     ok = out.open(temporary, spec)
-    ok = ok and out.write_image(np.ascontiguousarray(pixels, dtype=np.float32))
+    step = _strip_rows(spec.get_string_attribute("compression"), spec, STRIP_BYTES)
+    for top in range(0, spec.height, step):  # strips: OpenImageIO converts each in the cache
+        strip = np.ascontiguousarray(pixels[top : top + step], dtype=np.float32)
+        ok = ok and out.write_scanlines(spec.y + top, spec.y + top + len(strip), 0, strip)
     message = out.geterror()
     ok = out.close() and ok
     if not ok:
