@@ -266,7 +266,7 @@ def read_channel_rows(
     """The named channels of one part, strip by strip of rows: (first row, counted from the data
     window's top; float32 [rows, width, len(names)]) pairs, top to bottom. A strip is whole
     chunks of about ``strip_bytes`` (None, a tiled file or an unknown compression: the frame in
-    one strip). A strip is the caller's until the next is asked for."""
+    one strip). Each strip is a new array."""
     check_header_windows(header)
     inp = _open(path)
     try:
