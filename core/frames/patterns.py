@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import fileseq
 from fileseq import FileSequence, ParseException
 
+from ..caches import register_cache
 from ..errors import error
 
 # fileseq's default reads `#` as 4 digits (its HASH4 style); we keep Nuke's and RV's one digit
@@ -146,6 +147,9 @@ def _parse_expanded(path: str) -> SequencePattern:
         padding = FileSequence.getPaddingNum(fields[0], pad_style=PAD_STYLE)
         return SequencePattern(path[:start], path[start + len(fields[0]) :], padding)
     return _single_file(path, sequence)
+
+
+register_cache("sequence patterns", _parse_expanded)
 
 
 def _single_file(path: str, sequence: FileSequence | None) -> SequencePattern:
