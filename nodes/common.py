@@ -75,16 +75,23 @@ def frame_progress(host: Host, total: int, description: str) -> Callable[[int, i
 
 
 def display_previews(
-    rgb: np.ndarray, cfg: color.ColorConfig, colorspace: str, prefix: str
+    rgb: np.ndarray,
+    cfg: color.ColorConfig,
+    colorspace: str,
+    prefix: str,
+    among: list[int] | None = None,
 ) -> list[dict]:
-    """Previews through the config's default display and view (scene-linear shown raw would clip).
+    """Previews through the config's default display and view (scene-linear shown raw would clip),
+    of frames chosen among the indices ``among`` of ``rgb`` (default: all of them).
 
     Returns UI entries for ComfyUI, or [] where the host shows none (the transform is skipped).
+    Only the frames shown are copied.
     """
     host = current_host()
-    if not host.wants_previews or len(rgb) == 0:
+    among = list(range(len(rgb))) if among is None else among
+    if not host.wants_previews or not among:
         return []
-    chosen = rgb[preview_indices(len(rgb))]
+    chosen = rgb[[among[i] for i in preview_indices(len(among))]][..., :3]
     return host.preview_images(color.to_display(chosen, cfg, colorspace), prefix) or []
 
 

@@ -321,7 +321,7 @@ class SaveEXRSequence:
             pattern, written = parse_pattern(path), set(report.written)
             fresh = [i for i, f in enumerate(frames) if pattern.path_for(f) in written]
             cfg = color.resolve_config(ocio_config)  # previews of the frames written, only
-            previews = display_previews(rgb[fresh][..., :3], cfg, report.colorspace, "lm_save")
+            previews = display_previews(rgb, cfg, report.colorspace, "lm_save", among=fresh)
             if report.skipped and host.wants_previews:  # kept frames are not previewed: say so
                 card = status_card([report.summary(), "previews show only the frames written now"])
                 previews += host.preview_images(card[None], "lm_save_kept") or []

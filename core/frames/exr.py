@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -245,22 +247,68 @@ def check_header_windows(header: ExrHeader) -> None:
 
 def read_channels(path: str, header: ExrHeader, names: list[str]) -> np.ndarray:
     """The named channels of one part over its data window: float32 [height, width, len(names)]."""
+    with closing(read_channel_rows(path, header, names, strip_bytes=None)) as whole:
+        return next(whole)[1]
+
+
+# Lines per chunk of each compression (OpenEXR's scanline blocks): strips of whole chunks, so no
+# chunk is decoded twice. A compression not listed is read whole.
+_LINES_PER_CHUNK = {"none": 1, "rle": 1, "zips": 1, "zip": 16, "pxr24": 16, "piz": 32,
+                    "b44": 32, "b44a": 32, "dwaa": 32, "dwab": 256}  # fmt: skip
+# A strip small enough to stay in the CPU's cache while the caller copies and checks it, which
+# then costs little next to decoding; a whole frame would go through main memory twice more.
+STRIP_BYTES = 2 * 2**20
+
+
+def read_channel_rows(
+    path: str, header: ExrHeader, names: list[str], strip_bytes: int | None = STRIP_BYTES
+) -> Iterator[tuple[int, np.ndarray]]:
+    """The named channels of one part, strip by strip of rows: (first row, counted from the data
+    window's top; float32 [rows, width, len(names)]) pairs, top to bottom. A strip is whole
+    chunks of about ``strip_bytes`` (None, a tiled file or an unknown compression: the frame in
+    one strip). Each strip is a new array."""
     check_header_windows(header)
     inp = _open(path)
     try:
         if not inp.seek_subimage(header.subimage, 0):
             raise error(f"cannot seek to part {header.subimage}: {_error_text(inp)}", file=path)
-        pixels = inp.read_image(header.subimage, 0, 0, len(header.channels), "float")
-        if pixels is None or inp.has_error:
-            message = _error_text(inp)
-            raise error(f"cannot read pixels (truncated or corrupt?): {message}", file=path)
+        spec, window = inp.spec(), header.data_window
+        order = [header.channels.index(n) for n in names]
+        whole = strip_bytes is None or spec.tile_width or spec.deep
+        step = window.height if whole else _strip_rows(header.compression, spec, strip_bytes)
+        for top in range(0, window.height, step):
+            rows = min(step, window.height - top)
+            if step >= window.height:
+                pixels = inp.read_image(header.subimage, 0, 0, len(header.channels), "float")
+            else:
+                first = window.y + top
+                pixels = inp.read_scanlines(
+                    header.subimage, 0, first, first + rows, 0, 0, len(header.channels), "float"
+                )
+            if pixels is None or inp.has_error:
+                message = _error_text(inp)
+                raise error(f"cannot read pixels (truncated or corrupt?): {message}", file=path)
+            shape = (rows, window.width, len(header.channels))
+            pixels = np.asarray(pixels, dtype=np.float32)
+            if pixels.size != math.prod(shape):
+                raise error(f"pixels do not fill the data window {window}", file=path)
+            pixels = pixels.reshape(shape)
+            if order == list(range(len(order))):  # the leading channels in order: a view
+                yield top, pixels[..., : len(order)]
+            else:
+                yield top, pixels[..., order]
     finally:
         inp.close()
-    shape = (header.data_window.height, header.data_window.width, len(header.channels))
-    pixels = np.asarray(pixels, dtype=np.float32)
-    if pixels.size != math.prod(shape):
-        raise error(f"pixels do not fill the data window {header.data_window}", file=path)
-    return pixels.reshape(shape)[..., [header.channels.index(n) for n in names]]
+
+
+def _strip_rows(compression: str, spec: oiio.ImageSpec, strip_bytes: int) -> int:
+    """Rows per strip of a scanline file: whole chunks of about ``strip_bytes`` of float pixels,
+    at least one chunk; all its rows for a compression not in the table."""
+    lines = _LINES_PER_CHUNK.get(compression.split(":")[0])  # OIIO's name: "dwaa:45"
+    if lines is None:
+        return spec.height
+    row_bytes = spec.width * spec.nchannels * 4
+    return lines * max(1, strip_bytes // (lines * row_bytes))
 
 
 def write_exr(
@@ -296,7 +344,10 @@ def _write_file(temporary: str, spec: oiio.ImageSpec, pixels: np.ndarray, path: 
     if out is None:
         raise error(f"OpenImageIO cannot write EXR: {oiio.geterror()}", file=path)
     ok = out.open(temporary, spec)
-    ok = ok and out.write_image(np.ascontiguousarray(pixels, dtype=np.float32))
+    step = _strip_rows(spec.get_string_attribute("compression"), spec, STRIP_BYTES)
+    for top in range(0, spec.height, step):  # strips: OpenImageIO converts each in the cache
+        strip = np.ascontiguousarray(pixels[top : top + step], dtype=np.float32)
+        ok = ok and out.write_scanlines(spec.y + top, spec.y + top + len(strip), 0, strip)
     message = out.geterror()
     ok = out.close() and ok
     if not ok:

@@ -15,6 +15,7 @@ are found, since renderers write either.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 import fileseq
 from fileseq import FileSequence, ParseException
 
+from ..caches import register_cache
 from ..errors import error
 
 # fileseq's default reads `#` as 4 digits (its HASH4 style); we keep Nuke's and RV's one digit
@@ -118,6 +120,12 @@ def parse_pattern(path: str) -> SequencePattern:
     path = os.path.expanduser(str(path).strip())
     if not path:
         raise error("the path is empty; give a pattern such as /shots/sh010/plate.####.exr")
+    return _parse_expanded(path)
+
+
+# fileseq's parser takes milliseconds, and nodes parse the same few patterns again and again
+@functools.lru_cache(maxsize=256)
+def _parse_expanded(path: str) -> SequencePattern:
     name = os.path.basename(path)
     fields = _FIELD.findall(name)
     if len(fields) > 1:
@@ -139,6 +147,9 @@ def parse_pattern(path: str) -> SequencePattern:
         padding = FileSequence.getPaddingNum(fields[0], pad_style=PAD_STYLE)
         return SequencePattern(path[:start], path[start + len(fields[0]) :], padding)
     return _single_file(path, sequence)
+
+
+register_cache("sequence patterns", _parse_expanded)
 
 
 def sequence_name(path: str) -> str:

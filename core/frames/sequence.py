@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,10 +26,12 @@ from .exr import (
     check_header_windows,
     incomplete_reason,
     max_pixels,
-    read_channels,
+    read_channel_rows,
     read_headers,
     write_exr,
 )
+from .interleave import join_rgba, split_rgba
+from .overlap import ordered_map
 from .patterns import SequencePattern, parse_pattern
 from .plate import PlateInfo
 from .ranges import format_frame_ranges, parse_frame_range
@@ -120,8 +123,14 @@ def load_sequence(
     ocio_config: str = "",
     bad_pixels: str = "keep",
     on_frame: FrameCallback | None = None,
+    io_threads: int | None = None,
 ) -> LoadedPlate:
-    """Read the frames of a sequence into one batch, by their real frame numbers."""
+    """Read the frames of a sequence into one batch, by their real frame numbers.
+
+    Frames are decoded on ``io_threads`` worker threads (default: :func:`.overlap.io_threads`),
+    a few at a time, and placed in the batch in order; the first frame that fails to read, in
+    order, is the error raised.
+    """
     if bad_pixels not in BAD_PIXEL_POLICIES:
         raise error(
             f"bad-pixel policy '{bad_pixels}' is not one of {BAD_PIXEL_POLICIES}",
@@ -132,7 +141,7 @@ def load_sequence(
     with context(input="path"):
         pattern = parse_pattern(path)
     plan = plan_frames(pattern, frames, missing)
-    headers = _read_all_headers(plan)
+    headers = _read_all_headers(plan, io_threads)
     first = headers[_first_read_path(plan)]
     with context(input="layer"):
         selection = select_channels(first, layer)
@@ -144,18 +153,39 @@ def load_sequence(
 
     rgb = np.zeros((len(plan), canvas.height, canvas.width, 3), np.float32)
     alpha = np.zeros((len(plan), canvas.height, canvas.width), np.float32)
-    for index, planned in enumerate(plan):
-        if planned.path is not None:
-            window = data_windows[index]
-            pixels = _read_frame(planned, headers[planned.path], selection, layer)
-            pixels = _check_bad_pixels(pixels, planned, bad_pixels)
-            rows = slice(window.y - canvas.y, window.y_end - canvas.y)
-            cols = slice(window.x - canvas.x, window.x_end - canvas.x)
-            rgb[index, rows, cols] = pixels[..., :3]
-            alpha[index, rows, cols] = pixels[..., 3] if selection.alpha else 1.0
-            _plate_files.add(os.path.realpath(planned.path))
-        if on_frame:
-            on_frame(index + 1, len(plan))
+
+    def decode(index: int) -> int:
+        """Read one frame into its place in the batch (frames fill disjoint slices, so the
+        threads never touch the same pixels); returns its count of NaN/Inf pixels."""
+        planned = plan[index]
+        if planned.path is None:
+            return 0
+        window, bad = data_windows[index], 0
+        cols = slice(window.x - canvas.x, window.x_end - canvas.x)
+        strips = _read_frame_rows(planned, headers[planned.path], selection, layer)
+        with closing(strips):  # the file is closed at once, even when a strip fails
+            for top, pixels in strips:  # each checked and placed while in the CPU's cache
+                pixels, strip_bad = _bad_pixels(pixels, bad_pixels)
+                bad += strip_bad
+                first = window.y - canvas.y + top
+                rows = slice(first, first + len(pixels))
+                if selection.alpha:
+                    split_rgba(pixels, rgb[index, rows, cols], alpha[index, rows, cols])
+                else:
+                    rgb[index, rows, cols] = pixels
+                    alpha[index, rows, cols] = 1.0
+        return bad
+
+    indices = range(len(plan))
+    with closing(ordered_map(decode, indices, io_threads)) as decoded:
+        for index, bad in zip(indices, decoded, strict=True):  # in order: warnings, progress
+            planned = plan[index]
+            if bad:
+                _warn_bad_pixels(planned, bad, bad_pixels)
+            if planned.path is not None:
+                _plate_files.add(os.path.realpath(planned.path))
+            if on_frame:
+                on_frame(index + 1, len(plan))
 
     return LoadedPlate(
         rgb=rgb,
@@ -184,15 +214,26 @@ def _first_read_path(plan: list[PlannedFrame]) -> str:
     return next(p.path for p in plan if p.path is not None)
 
 
-def _read_all_headers(plan: list[PlannedFrame]) -> dict[str, list[ExrHeader]]:
-    headers: dict[str, list[ExrHeader]] = {}
+def _read_all_headers(
+    plan: list[PlannedFrame], io_threads: int | None = None
+) -> dict[str, list[ExrHeader]]:
+    """The headers of every file the plan reads (once each), on worker threads."""
+    first_use: dict[str, PlannedFrame] = {}  # in plan order: the first failure is the one raised
     for planned in plan:
-        if planned.path is not None and planned.path not in headers:
-            with context(frame=planned.frame):
-                headers[planned.path] = read_headers(planned.path)
-                for header in headers[planned.path]:
-                    check_header_windows(header)
-    return headers
+        if planned.path is not None:
+            first_use.setdefault(planned.path, planned)
+    files = list(first_use.values())
+
+    def read(planned: PlannedFrame) -> list[ExrHeader]:
+        with context(frame=planned.frame):
+            headers = read_headers(planned.path)
+            for header in headers:
+                check_header_windows(header)
+            return headers
+
+    return {
+        p.path: found for p, found in zip(files, ordered_map(read, files, io_threads), strict=True)
+    }
 
 
 # The canvas is allocated for every frame: data windows may add overscan around the display
@@ -254,33 +295,42 @@ def _attributes_of(planned: PlannedFrame, headers: dict, subimage: int) -> list[
     return attributes
 
 
-def _read_frame(planned: PlannedFrame, headers: list[ExrHeader], selection, layer: str):
+def _read_frame_rows(planned: PlannedFrame, headers: list[ExrHeader], selection, layer: str):
+    """The frame's RGB (and alpha) strip by strip: (first row in its data window, pixels)."""
     with context(file=planned.path, frame=planned.frame):
         found = select_channels(headers, layer)  # each file may order its parts differently
         header = headers[found.subimage]
         names = [*found.rgb, *([found.alpha] if selection.alpha else [])]
         if selection.alpha and not found.alpha:
             raise error("has no alpha channel, but the first frame has one")
-        return read_channels(planned.path, header, names)
+        yield from read_channel_rows(planned.path, header, names)
 
 
-def _check_bad_pixels(pixels: np.ndarray, planned: PlannedFrame, policy: str) -> np.ndarray:
+def _bad_pixels(pixels: np.ndarray, policy: str) -> tuple[np.ndarray, int]:
+    """The pixels (NaN/Inf zeroed under ``replace``) and how many hold NaN or Inf. A clean frame
+    (the usual case) costs one pass, a sum: NaN or Inf makes it non-finite. (A sum of huge finite
+    values can overflow too; then the exact count below finds no bad pixel.)"""
+    if np.isfinite(pixels.sum()):
+        return pixels, 0
     bad = ~np.isfinite(pixels)
     count = int(bad.any(axis=-1).sum())
-    if not count:
-        return pixels
+    if policy == "replace":
+        return np.where(bad, np.float32(0), pixels), count
+    return pixels, count
+
+
+def _warn_bad_pixels(planned: PlannedFrame, count: int, policy: str) -> None:
     if policy == "replace":
         log.warning(
             "frame %s (%s): replaced %d NaN/Inf pixels with 0", planned.frame, planned.path, count
         )
-        return np.where(bad, np.float32(0), pixels)
+        return
     log.warning(
         "frame %s (%s): %d pixels are NaN or Inf; kept (set bad_pixels to replace to zero them)",
         planned.frame,
         planned.path,
         count,
     )
-    return pixels
 
 
 def _plate_colorspace(cfg: color.ColorConfig, requested: str, header: ExrHeader) -> str:
@@ -364,6 +414,7 @@ def save_sequence(
     ocio_config: str = "",
     on_frame: FrameCallback | None = None,
     fingerprints: Sequence[str] | None = None,
+    io_threads: int | None = None,
 ) -> SaveReport:
     """Write ``rgb`` ([frames, height, width, 3]) as an EXR sequence; checks everything first.
 
@@ -373,9 +424,16 @@ def save_sequence(
     existing frame is kept only when its fingerprint matches and it decodes completely (without
     fingerprints, any complete frame latentmirror wrote is kept). Only files latentmirror wrote
     are ever replaced. Nothing is written when a check fails.
+
+    Frames are encoded and written on ``io_threads`` worker threads (default:
+    :func:`.overlap.io_threads`), a few at a time; this returns when every frame is on disk under
+    its name, and ``on_frame`` counts a frame only then, in order. When a frame fails, the
+    frames not started are not written, and the error names the frame.
     """
     write_options = write_options or ExrWriteOptions()
     count = rgb.shape[0]
+    if rgb.shape[-1] < 3:  # checked before any frame is written
+        raise error(f"images have {rgb.shape[-1]} channels; 3 (RGB) or 4 (RGBA) are needed")
     if alpha is not None and alpha.shape != rgb.shape[:3]:
         raise error(
             f"mask is {list(alpha.shape)} but images are {list(rgb.shape[:3])} "
@@ -420,23 +478,30 @@ def save_sequence(
             *(format_frame_ranges([frames[i] for i in group]) or "none"
               for group in (found.kept, found.stale, found.damaged)),
         )  # fmt: skip
-    for done, index in enumerate(todo, start=1):
-        pixels, channels = _frame_pixels(rgb[index], None if alpha is None else alpha[index])
-        data, display, pixels = _windows_for(pixels, index, plate)
-        write_exr(
-            targets[index],
-            pixels,
-            channels,
-            data,
-            display,
-            options=write_options,
-            attributes=_output_attributes(
-                plate, index, tag, cfg, fingerprints[index] if fingerprints else None
-            ),
-        )
-        report.written.append(targets[index])
-        if on_frame:
-            on_frame(done, len(todo))
+
+    def encode(index: int) -> None:
+        with context(frame=frames[index]):
+            pixels, channels = _frame_pixels(rgb[index], None if alpha is None else alpha[index])
+            data, display, pixels = _windows_for(pixels, index, plate)
+            write_exr(
+                targets[index],
+                pixels,
+                channels,
+                data,
+                display,
+                options=write_options,
+                attributes=_output_attributes(
+                    plate, index, tag, cfg, fingerprints[index] if fingerprints else None
+                ),
+            )
+
+    # each result is a frame written and renamed into place: only then is it counted done.
+    # closing(): a callback that raises (an interrupt) stops the writers before it propagates
+    with closing(ordered_map(encode, todo, io_threads)) as written:
+        for done, (index, _) in enumerate(zip(todo, written, strict=True), start=1):
+            report.written.append(targets[index])
+            if on_frame:
+                on_frame(done, len(todo))
     return report
 
 
@@ -495,11 +560,18 @@ def check_existing(
     if existing == "overwrite":
         return ExistingFrames(write=list(range(len(targets))))
     found = ExistingFrames(write=[i for i in range(len(targets)) if i not in headers])
-    for i, header in headers.items():
-        recorded = header.attribute(FINGERPRINT_ATTRIBUTE)
-        if fingerprints is not None and recorded != fingerprints[i]:
+    current = [
+        i
+        for i, header in headers.items()
+        if fingerprints is None or header.attribute(FINGERPRINT_ATTRIBUTE) == fingerprints[i]
+    ]
+    # a kept frame must decode completely: every pixel is read, on worker threads
+    decodes = ordered_map(lambda i: incomplete_reason(targets[i]) is None, current)
+    complete = dict(zip(current, decodes, strict=True))
+    for i in headers:
+        if i not in complete:
             found.stale.append(i)
-        elif incomplete_reason(targets[i]) is not None:
+        elif not complete[i]:
             found.damaged.append(i)
         else:
             found.kept.append(i)
@@ -525,37 +597,54 @@ def _some(targets: list[str], indices: list[int]) -> str:
 
 
 def _warn_unwritable_values(rgb, alpha, frames: list[int], pixel_type: str) -> None:
-    for index, frame in enumerate(frames):
+    """Warn, per frame, of NaN/Inf values and (for half) values beyond half's range. One pass
+    of per-frame min and max over the batch finds the frames to look at (NaN turns both into
+    NaN); only those are counted in detail, so a clean batch costs two reductions."""
+    suspects = _frames_with_unwritable_values(rgb, pixel_type)
+    if alpha is not None:
+        suspects |= _frames_with_unwritable_values(alpha, pixel_type)
+    for index in np.flatnonzero(suspects):
         values = (
             rgb[index]
             if alpha is None
             else np.concatenate([rgb[index].reshape(-1), alpha[index].reshape(-1)])
         )
-        nonfinite = int((~np.isfinite(values)).sum())
-        if nonfinite:
+        _warn_frame_values(values, frames[index], pixel_type)
+
+
+def _frames_with_unwritable_values(values: np.ndarray, pixel_type: str) -> np.ndarray:
+    """Per frame: True where some value is NaN or Inf, or (half) beyond half's range."""
+    axes = tuple(range(1, values.ndim))
+    if not axes or values.shape[0] == 0 or values[0].size == 0:
+        return np.zeros(values.shape[0], bool)
+    high, low = values.max(axis=axes), values.min(axis=axes)
+    limit = HALF_MAX if pixel_type == "half" else np.inf
+    with np.errstate(invalid="ignore"):
+        return ~((high <= limit) & (low >= -limit) & np.isfinite(high) & np.isfinite(low))
+
+
+def _warn_frame_values(values: np.ndarray, frame: int, pixel_type: str) -> None:
+    nonfinite = int((~np.isfinite(values)).sum())
+    if nonfinite:
+        log.warning("frame %s: %d values are NaN or Inf and are written as such", frame, nonfinite)
+    if pixel_type == "half":
+        overflow = int((np.abs(values[np.isfinite(values)]) > HALF_MAX).sum())
+        if overflow:
             log.warning(
-                "frame %s: %d values are NaN or Inf and are written as such", frame, nonfinite
+                "frame %s: %d values exceed half float's range (%g) and become Inf;"
+                " choose pixel_type float to keep them",
+                frame,
+                overflow,
+                HALF_MAX,
             )
-        if pixel_type == "half":
-            overflow = int((np.abs(values[np.isfinite(values)]) > HALF_MAX).sum())
-            if overflow:
-                log.warning(
-                    "frame %s: %d values exceed half float's range (%g) and become Inf;"
-                    " choose pixel_type float to keep them",
-                    frame,
-                    overflow,
-                    HALF_MAX,
-                )
 
 
 def _frame_pixels(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, list[str]]:
-    if rgb.shape[-1] < 3:
-        raise error(f"images have {rgb.shape[-1]} channels; 3 (RGB) or 4 (RGBA) are needed")
     if alpha is None and rgb.shape[-1] == 4:  # an RGBA image on the wire carries its own alpha
         return np.ascontiguousarray(rgb), ["R", "G", "B", "A"]
     if alpha is None:
         return np.ascontiguousarray(rgb[..., :3]), ["R", "G", "B"]
-    return np.concatenate([rgb[..., :3], alpha[..., None]], axis=-1), ["R", "G", "B", "A"]
+    return join_rgba(rgb, alpha), ["R", "G", "B", "A"]
 
 
 def _windows_for(pixels: np.ndarray, index: int, plate: PlateInfo | None):
@@ -587,21 +676,25 @@ def _windows_for(pixels: np.ndarray, index: int, plate: PlateInfo | None):
 
 
 def _grow_to_content(window: Box, pixels: np.ndarray, canvas: Box) -> Box:
-    outside = np.ones(pixels.shape[:2], bool)
-    outside[
-        window.y - canvas.y : window.y_end - canvas.y, window.x - canvas.x : window.x_end - canvas.x
-    ] = False
-    content = outside & (pixels != 0).any(axis=-1)
-    if not content.any():
-        return window
-    rows, cols = np.nonzero(content)
-    found = Box(
-        int(cols.min()) + canvas.x,
-        int(rows.min()) + canvas.y,
-        int(cols.max() - cols.min()) + 1,
-        int(rows.max() - rows.min()) + 1,
-    )
-    return window.union(found)
+    """``window`` grown to cover every pixel of ``pixels`` (the canvas) that is not zero outside
+    it. Only the bands outside the window are looked at: none when it is the whole canvas."""
+    top, left = window.y - canvas.y, window.x - canvas.x
+    bottom, right = window.y_end - canvas.y, window.x_end - canvas.x
+    bands = [  # (rows, columns) of the canvas outside the window; overlapping corners are fine
+        (slice(0, top), slice(None)),
+        (slice(bottom, None), slice(None)),
+        (slice(None), slice(0, left)),
+        (slice(None), slice(right, None)),
+    ]
+    found = window
+    for rows, cols in bands:
+        content = (pixels[rows, cols] != 0).any(axis=-1)  # NaN is content too
+        if content.any():
+            ys, xs = np.nonzero(content)
+            y0, x0 = (rows.start or 0) + int(ys.min()), (cols.start or 0) + int(xs.min())
+            y1, x1 = (rows.start or 0) + int(ys.max()), (cols.start or 0) + int(xs.max())
+            found = found.union(Box(x0 + canvas.x, y0 + canvas.y, x1 - x0 + 1, y1 - y0 + 1))
+    return found
 
 
 def _output_attributes(
