@@ -89,8 +89,9 @@ class TuneGANNode:
                     "BOOLEAN",
                     {
                         "default": True,
-                        "tooltip": "Reuse a model tuned before from the same model, latents, "
-                        "frames and settings (stored beside the latent cache).",
+                        "tooltip": "Also keep tuned models on disk (beside the latent cache), "
+                        "so the same model, latents, frames and settings tune once across runs "
+                        "(within a run they are kept in memory).",
                     },
                 ),
             },
