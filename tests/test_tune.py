@@ -15,7 +15,7 @@ from latentmirror.core import caches
 from latentmirror.core.errors import LatentmirrorError
 from latentmirror.core.fit import plan_fit
 from latentmirror.core.gan.model import GanModel
-from latentmirror.core.latents import GanLatent
+from latentmirror.core.latents import GanLatent, save_latents
 from latentmirror.core.losses import LossMix
 from latentmirror.core.tune import TunedModelCache, TuneSettings, pivot_rows, tune_model
 from latentmirror.nodes.gan_nodes import LoadGAN
@@ -272,8 +272,9 @@ def test_bad_input_is_refused_naming_node_and_input(case, model, tmp_path):
 # ---------------------------------------------------------------------------------- shots
 
 
-def _graph_with_tuning(tmp_path: Path, steps: int) -> str:
-    """The identity template with Tune GAN to Shot between Invert and Resynthesize."""
+def _graph_with_tuning(tmp_path: Path, steps: int, init_latent: str | None = None) -> str:
+    """The identity template with Tune GAN to Shot between Invert and Resynthesize (and Invert
+    starting from the latent file ``init_latent``)."""
     graph = load_graph(IDENTITY, node_classes())
     prompt = api_prompt(graph)
     prompt["99"] = {
@@ -283,6 +284,9 @@ def _graph_with_tuning(tmp_path: Path, steps: int) -> str:
                    "loss_mix": ["6", 0]},
     }  # fmt: skip
     prompt["8"]["inputs"]["model"] = ["99", 0]
+    if init_latent:
+        prompt["98"] = {"class_type": "LM_LoadLatents", "inputs": {"path": init_latent}}
+        prompt["7"]["inputs"]["init_latent"] = ["98", 0]
     path = tmp_path / f"tuned_identity_{steps}.json"
     path.write_text(json.dumps(prompt))
     return str(path)
@@ -321,8 +325,18 @@ def test_chunked_render_with_the_saved_tuned_model_is_bit_identical_to_one_pass(
     tuned = tune_model(base, latent, images, TuneSettings(steps=3, batch_size=2), mix=L2).model
     SaveGANNode().save(tuned, str(tmp_path / "models" / "gan" / "shot-tuned.safetensors"))
 
-    graph = _graph_with_tuning(tmp_path, steps=0)
-    sets = ["3.model_name=shot-tuned.safetensors", "7.warm_start=false", "7.batch_size=1"]
+    # Frames independent of their chunking: every frame solved alone from one given start
+    # (no warm start, no exploration noise drawn in sequence).
+    start = GanLatent(base.w_avg.detach().expand(1, base.num_ws, -1).clone(), "w_plus",
+                      base.content_hash, [0], plan_fit("stretch", 64, 64, 64))  # fmt: skip
+    save_latents(start, str(tmp_path / "start.safetensors"))
+    graph = _graph_with_tuning(tmp_path, steps=0, init_latent=str(tmp_path / "start.safetensors"))
+    sets = [
+        "3.model_name=shot-tuned.safetensors",
+        "7.warm_start=false",
+        "7.batch_size=1",
+        "8.batch_size=1",  # a convolution's float sums may differ with the batch size
+    ]
 
     def render(name: str, chunk: int) -> str:
         out = str(tmp_path / name / "f.####.exr")
@@ -332,7 +346,9 @@ def test_chunked_render_with_the_saved_tuned_model_is_bit_identical_to_one_pass(
 
     single, chunked = render("single", 100), render("chunked", 3)
     assert frames_on_disk(chunked) == frames_on_disk(single) == list(range(1001, 1009))
-    assert (pixels(single) == pixels(chunked)).all()
+    a, b = pixels(single), pixels(chunked)
+    differing = sorted({int(i) for i in (a != b).reshape(len(a), -1).any(1).nonzero()[0]})
+    assert not differing, (differing, float(abs(a - b).max()))
 
 
 def pivots_of(model: GanModel) -> torch.Tensor:
