@@ -131,16 +131,18 @@ class TuneGANNode:
                 )
             pixels = display_pixels(images, frames, self.DISPLAY_NAME)
             bar = host.progress(settings.steps, "tuning") if settings.steps else None
-            result = tune_model(
-                model, latent, pixels, settings, mix=loss_mix,
-                lpips_folders=host.model_folders("lpips"),
-                callbacks=Callbacks(
-                    on_step=bar.update if bar else None, check_interrupt=host.check_interrupt
-                ),
-                cache=TunedModelCache() if cache else None,
-            )  # fmt: skip
-            if bar:
-                bar.close()
+            try:
+                result = tune_model(
+                    model, latent, pixels, settings, mix=loss_mix,
+                    lpips_folders=host.model_folders("lpips"),
+                    callbacks=Callbacks(
+                        on_step=bar.update if bar else None, check_interrupt=host.check_interrupt
+                    ),
+                    cache=TunedModelCache() if cache else None,
+                )  # fmt: skip
+            finally:  # a refusal or an interrupt leaves no bar behind
+                if bar:
+                    bar.close()
         if not result.history:  # passed through or cached: nothing to plot
             return (result.model,)
         title = f"Tune GAN to Shot: {settings.steps} steps on {len(frames)} frames"
