@@ -122,7 +122,8 @@ def prepare_latents(
             f"[{model.num_ws}, {model.w_dim}]: they were made with another model",
             input="latent",
         )
-    if latent.model_hash != model.content_hash:
+    # a model tuned to these latents (Tune GAN to Shot) is theirs too
+    if latent.model_hash not in (model.content_hash, model.architecture.get("tuned_from")):
         log.warning(
             "Resynthesize: the latents were made with model %s, not this one (%s); using them "
             "anyway (same shapes)",

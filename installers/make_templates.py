@@ -89,11 +89,22 @@ def identity() -> tuple[str, list[Node]]:
         Node(7, "LM_Invert", "Invert (fast, W+)", 2,
              {"space": "w_plus", "steps": 150, "schedule": "fast", "seed": 0},
              {"model": (3, 0), "images": (2, 0), "loss_mix": (6, 0), "plate_info": (1, 2)}),
-        Node(8, "LM_Resynthesize", "Resynthesize (faithful)", 3,
-             {"truncation": 1.0, "noise_mode": "const"}, {"model": (3, 0), "latent": (7, 0)}),
+        # Off by default (steps 0: the model passes through, and shot renders may run it): on
+        # the 2-core CPU it costs minutes per frame (README: "Tuning the GAN to a shot").
+        Node(11, "LM_TuneGAN", "Tune GAN to Shot (off: set steps)", 3,
+             {"steps": 0, "learning_rate": 0.003, "pivot_frames": 0, "locality": 0.1,
+              "seed": 0},
+             {"model": (3, 0), "latent": (7, 0), "images": (2, 0), "loss_mix": (6, 0)}),
+        Node(8, "LM_Resynthesize", "Resynthesize (faithful)", 4,
+             {"truncation": 1.0, "noise_mode": "const"}, {"model": (11, 0), "latent": (7, 0)}),
     ]  # fmt: skip
-    nodes += output_nodes(9, (8, 0), "identity", 4, "Reconstruction EXR")
-    return "The baseline: a faithful reconstruction of the plate through the model.", nodes
+    nodes += output_nodes(9, (8, 0), "identity", 5, "Reconstruction EXR")
+    return (
+        "The baseline: a faithful reconstruction of the plate through the model. For a far more "
+        "faithful one, tune the model to the shot (Tune GAN to Shot: steps 300, Invert fit "
+        "tiles); then render chunks from a saved tuned model (README: Tuning for a farm).",
+        nodes,
+    )
 
 
 def obscura() -> tuple[str, list[Node]]:

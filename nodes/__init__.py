@@ -12,6 +12,7 @@ from .invert_nodes import (
     SaveLatentsNode,
 )
 from .resynth_nodes import ResynthesizeNode
+from .tune_nodes import SaveGANNode, TuneGANNode
 
 NODE_CLASS_MAPPINGS = {
     "LM_LoadEXRSequence": LoadEXRSequence,
@@ -25,6 +26,8 @@ NODE_CLASS_MAPPINGS = {
     "LM_SaveLatents": SaveLatentsNode,
     "LM_LoadLatents": LoadLatentsNode,
     "LM_Resynthesize": ResynthesizeNode,
+    "LM_TuneGAN": TuneGANNode,
+    "LM_SaveGAN": SaveGANNode,
 }
 for _node_class in NODE_CLASS_MAPPINGS.values():
     refuse_non_finite_numbers(_node_class)

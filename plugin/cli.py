@@ -234,13 +234,14 @@ def _chosen_backend(args):
 def _render_shot(args, host, backend) -> int:
     """``--chunk``, ``--log-json``, or a backend's option: the shot in chunks, here or there."""
     from .runner import node_classes
-    from .shot import ShotJob, graph_with_overrides, open_log, render_shot
+    from .shot import ShotJob, graph_with_overrides, open_log, refuse_whole_shot_nodes, render_shot
     from .validate import validate_graph
 
     backend = backend or SHOT_BACKENDS["local"].load()()
     # checked before the log file is made (render_shot checks again, for other callers)
     graph = graph_with_overrides(args.graph, args.overrides)
     validate_graph(graph, node_classes(), local_paths=backend.where is None)
+    refuse_whole_shot_nodes(graph)
     log_json = open_log(args.log_json)
     summary = sys.stderr if log_json is sys.stdout else sys.stdout  # stdout: JSON lines only
     job = ShotJob(

@@ -254,6 +254,7 @@ def render_shot(
     graph = graph_with_overrides(job.graph, job.overrides)
     # every problem of the graph, before the first chunk (or a Ray task) runs
     validate_graph(graph, node_classes(), local_paths=backend.where is None)
+    refuse_whole_shot_nodes(graph)
     before = plate_frames_on_disk(graph, host)
     frames = shot_frames(graph, job.frames, host)
     chunks = plan_chunks(frames, job.chunk_size, job.preroll, before)
@@ -278,6 +279,21 @@ def render_shot(
         backend.render(job, todo, report, count_done)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def refuse_whole_shot_nodes(graph: dict[str, GraphNode]) -> None:
+    """Refuse, before any chunk runs, a node that must see the whole shot at once (its class's
+    ``whole_shot_refusal(inputs)`` says why, e.g. Tune GAN to Shot): every chunk would run it
+    on its own frames and get another result."""
+    classes = node_classes()
+    for node in graph.values():
+        check = getattr(classes.get(node.class_type), "whole_shot_refusal", None)
+        reason = check(node.inputs) if check is not None else None
+        if reason:
+            raise error(
+                f"a shot render runs the graph chunk by chunk: {reason}",
+                node=node_label(node, classes),
+            )
 
 
 def open_log(target: str | None):

@@ -136,6 +136,21 @@ def save_safetensors(
     write_atomically(str(path), write)
 
 
+def is_latentmirror_gan_file(path: str | os.PathLike) -> bool:
+    """A ``.safetensors`` file :func:`save_safetensors` wrote (only its header is read): the one
+    kind of file a save may replace."""
+    from safetensors import safe_open
+
+    if not os.path.isfile(path):
+        return False
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get(METADATA_KEY, "null"))
+    except Exception:  # safetensors raises several types for what is not its format
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT_ID
+
+
 # ----------------------------------------------------------------------------------------------
 # Reading and telling formats apart.
 

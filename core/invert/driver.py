@@ -74,7 +74,7 @@ def invert(
             return InvertResult(hit, reconstruct(model, hit, plate), cached=True)
 
     evaluator = LossEvaluator(
-        _fit_mix(used_mix, plan, len(frames)), model, lpips_folders=lpips_folders,
+        fit_mix(used_mix, plan, len(frames)), model, lpips_folders=lpips_folders,
         device=model.device, allow_random_backbone=allow_random_backbone,
     )  # fmt: skip
     run = _new_run(model, settings, evaluator, targets, callbacks, len(frames), plan.tile_count)
@@ -146,7 +146,7 @@ def _cache_key(model, targets, frames, settings, mix, reference, init, previous)
     )  # fmt: skip
 
 
-def _fit_mix(mix: LossMix, plan: fitting.Fit, frames: int) -> LossMix:
+def fit_mix(mix: LossMix, plan: fitting.Fit, frames: int) -> LossMix:
     """Masks drawn on the plate, fitted like the images. For tiles every mask gets a row per
     frame first, so its rows line up with the images (frame-major tiles)."""
 
