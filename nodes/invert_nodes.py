@@ -24,7 +24,9 @@ from ..core.reference import MODES, PULL_DISTANCES, Reference, ReferenceItem
 from ..host import ShotState, current_host
 from .common import (
     CATEGORY,
+    checked_curve,
     choice_input,
+    curve_input,
     display_pixels,
     link_input,
     number_input,
@@ -77,16 +79,26 @@ class LossMixNode:
                     "Term options, key=value pairs or JSON (e.g. resolution=128, "
                     "multiscale=true). Defaults: " + describe_params()
                 ),
+                "weight_curve": curve_input("weight"),
             },
         }
 
-    def build(self, term: str, weight: float, loss_mix=None, mask=None, params: str = ""):
+    def build(
+        self,
+        term: str,
+        weight: float,
+        loss_mix=None,
+        mask=None,
+        params: str = "",
+        weight_curve=None,
+    ):
         with context(node=self.DISPLAY_NAME):
             if loss_mix is not None and not isinstance(loss_mix, LossMix):
                 raise error("expected a LOSS_MIX", input="loss_mix")
+            curve = checked_curve(weight_curve, "weight_curve")
             with context(input="params"):
                 parsed = parse_params(params)
-                new_term = LossTerm(term, weight, parsed, mask)
+                new_term = LossTerm(term, weight, parsed, mask, weight_curve=curve)
         return ((loss_mix or LossMix()).with_term(new_term),)
 
 
@@ -141,6 +153,7 @@ class ReferenceBlendNode:
                         "latent on the chosen layers.",
                     },
                 ),
+                "strength_curve": curve_input("strength"),
             },
         }
 
@@ -153,11 +166,15 @@ class ReferenceBlendNode:
         reference=None,
         distance: str = "lpips_vgg",
         start: bool = False,
+        strength_curve=None,
     ):
         with context(node=self.DISPLAY_NAME):
             if reference is not None and not isinstance(reference, Reference):
                 raise error("expected a REFERENCE", input="reference")
-            item = ReferenceItem(references, mode, float(strength), layers, distance, bool(start))
+            curve = checked_curve(strength_curve, "strength_curve")
+            item = ReferenceItem(
+                references, mode, float(strength), layers, distance, bool(start), curve
+            )
         return ((reference or Reference()).with_item(item),)
 
 
