@@ -218,10 +218,11 @@ def file_digest(path: str) -> str:
 
 
 def _looks_like_chan(text: str) -> bool:
-    """Lines of numbers only (pasted .chan content), more than one number on the first."""
+    """Several lines without ``:``, the first with a frame and a value (pasted .chan content;
+    one line is read as compact keys)."""
     lines = [_strip_comment(line) for line in text.splitlines()]
     lines = [line for line in lines if line]
-    return bool(lines) and ":" not in text and len(_fields(lines[0])) >= 2
+    return len(lines) > 1 and ":" not in text and len(_fields(lines[0])) >= 2
 
 
 def _strip_comment(line: str) -> str:
