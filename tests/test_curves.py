@@ -25,9 +25,9 @@ from latentmirror.plugin.shot import ShotJob, render_shot
 
 from .support import (
     assert_clean_refusal,
+    curve_graph,
     folder_state,
     frames_on_disk,
-    installers_module,
     pixels,
     run_cli,
 )
@@ -86,7 +86,8 @@ def test_nuke_curve_text():
     assert curve(1006) == 0.5
     # values without x go on successive frames; letters set the keys after them
     stepped = parse_curve("{curve K x1 0 1 L 2 x10 5}")
-    assert stepped.frames == (1, 2, 3, 10) and stepped.segments == ("constant", "constant", "linear")
+    assert stepped.frames == (1, 2, 3, 10)
+    assert stepped.segments == ("constant", "constant", "linear")
     assert stepped.at([1.5, 2.5, 6.5]) == [0, 1, 3.5]
     # slopes are read and ignored; H is ease; C is smooth
     assert parse_curve("{curve H x0 0 s0 x4 1 s0.5}").at([1, 2]) == [0.15625, 0.5]
@@ -233,50 +234,6 @@ def test_strength_curves_are_part_of_the_reference_fingerprint():
 
 
 # ------------------------------------------------------------------------------ renders
-
-
-def curve_graph(path, chan: str) -> str:
-    """A graph every curve input drives, chunk-independent by construction: each frame is
-    solved on its own (no warm start, batches of one, started from the anchor: no random
-    exploration), resynthesised one at a time. The w_prior weight comes from ``chan``."""
-    make = installers_module("make_templates")
-    node = make.Node
-    nodes = make.plate_nodes()
-    nodes += [
-        node(16, "LM_Curve", "pull", 2, {"keys": "1001:0, 1004:0.5 smooth"}),
-        node(17, "LM_Curve", "anchor", 2, {"keys": "{curve x1001 0 x1004 0.3}"}),
-        node(18, "LM_Curve", "style mix", 2, {"keys": "ease, 1001:0, 1002:0.2, 1004:0.9"}),
-        node(19, "LM_Curve", "truncation", 2, {"keys": "1001:1, 1002:1, 1004:0.5 linear"}),
-        node(21, "LM_Curve", "w_prior", 2, {"keys": chan, "column": 1}),
-        node(4, "LM_LossMix", "l1", 1, {"term": "l1", "weight": 1.0}),
-        node(5, "LM_LossMix", "w_prior", 1, {"term": "w_prior", "weight": 0.0},
-             {"loss_mix": (4, 0), "weight_curve": (21, 0)}),
-        node(11, "LM_SampleGAN", "face", 1, {"seed": 7, "count": 1, "truncation": 0.6},
-             {"model": (3, 0)}),
-        node(20, "LM_ReferenceBlend", "pull", 3,
-             {"mode": "loss_pull", "strength": 0.0, "layers": "all", "distance": "l2"},
-             {"references": (11, 0), "strength_curve": (16, 0)}),
-        node(12, "LM_ReferenceBlend", "anchor", 3,
-             {"mode": "latent_anchor", "strength": 0.0, "layers": "coarse", "start": True},
-             {"references": (11, 0), "reference": (20, 0), "strength_curve": (17, 0)}),
-        node(13, "LM_ReferenceBlend", "style", 3,
-             {"mode": "style_mix", "strength": 0.0, "layers": "coarse"},
-             {"references": (11, 0), "reference": (12, 0), "strength_curve": (18, 0)}),
-        node(7, "LM_Invert", "invert", 4,
-             {"space": "w_plus", "steps": 6, "schedule": "fast", "seed": 0, "batch_size": 1,
-              "warm_start": False, "cache": False},
-             {"model": (3, 0), "images": (2, 0), "loss_mix": (5, 0), "reference": (13, 0),
-              "plate_info": (1, 2)}),
-        node(8, "LM_Resynthesize", "resynth", 5,
-             {"truncation": 1.0, "noise_mode": "const", "batch_size": 1, "reference_steps": 6},
-             {"model": (3, 0), "latent": (7, 0), "reference": (13, 0), "loss_mix": (5, 0),
-              "truncation_curve": (19, 0)}),
-    ]  # fmt: skip
-    nodes += make.output_nodes(9, (8, 0), "curves", 6, "EXR")
-    graph = make.ui_graph(nodes, "curve test")
-    with open(path, "w") as stream:
-        json.dump(graph, stream)
-    return str(path)
 
 
 @pytest.fixture
