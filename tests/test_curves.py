@@ -28,6 +28,7 @@ from .support import (
     curve_graph,
     folder_state,
     frames_on_disk,
+    installers_module,
     pixels,
     run_cli,
 )
@@ -315,3 +316,35 @@ def test_headless_set_gives_a_curve_its_keys(keys, refused, mentions, shot_plate
         assert result.returncode == 0, result.stderr[-2000:]
         assert frames_on_disk(str(out / "o.####.exr")) == [1001]
     shutil.rmtree(out, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------ hosts and wires
+
+
+def test_in_comfyui_the_curve_node_shows_its_curve(comfy_modules):
+    import cv2
+
+    from latentmirror.plugin import comfyui
+
+    comfyui.register()
+    answer = CurveNode().build("1001:0, 1048:1 smooth", unique_id="16")
+    assert answer["result"][0](1024.5) == 0.5
+    (entry,) = answer["ui"]["images"]
+    assert entry["filename"].startswith("curve_16")
+    plot = cv2.imread(str(comfy_modules.base / "temp" / entry["filename"]))
+    assert plot.shape[0] > 100 and plot.std() > 10  # a drawn plot, not a blank image
+
+
+def test_a_curve_wire_is_type_checked_like_every_other(tmp_path):
+    from latentmirror.plugin.graph import graph_from_json
+    from latentmirror.plugin.runner import node_classes
+    from latentmirror.plugin.validate import validate_graph
+
+    make = installers_module("make_templates")
+    graph = json.loads(json.dumps(make.ui_graph(make.dissolve()[1], "d")))
+    link = next(x for x in graph["links"] if x[5] == "CURVE" and x[3] == 8)
+    link[1], link[2], link[5] = 2, 0, "IMAGE"  # an IMAGE into truncation_curve
+    classes = node_classes()
+    with pytest.raises(LatentmirrorError) as caught:
+        validate_graph(graph_from_json(graph, classes), classes, local_paths=False)
+    assert "truncation_curve" in str(caught.value) and "CURVE" in str(caught.value)
