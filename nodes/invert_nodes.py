@@ -317,6 +317,12 @@ class InvertNode:
                 learning_rate=float(learning_rate), fit=fit, tile_overlap=int(tile_overlap),
                 precision=precision,
             )  # fmt: skip
+            if plate_info is None and _uses_curves(loss_mix, reference):
+                raise error(
+                    "curves are read on the plate's frame numbers, which come from plate_info: "
+                    "connect Load EXR Sequence's plate_info (without it frames count from 0)",
+                    input="plate_info",
+                )
             frames = _frame_numbers(plate_info, images.shape[0])
             pixels = display_pixels(images, frames, self.DISPLAY_NAME)
             bar = host.progress(1, "inverting")
@@ -365,6 +371,13 @@ def _report_frames(shot: ShotState | None, latent, unique_id) -> None:
             shot.record_frame(latent.frames[i], loss=sum(losses) / len(losses))
     if unique_id is not None:
         shot.keep_latent(unique_id, latent.select(list(range(len(latent) - tiles, len(latent)))))
+
+
+def _uses_curves(loss_mix, reference) -> bool:
+    """A weight or strength curve acts while inverting."""
+    terms = list(loss_mix) if isinstance(loss_mix, LossMix) else []
+    items = reference.items if isinstance(reference, Reference) else ()
+    return any(t.weight_curve for t in terms) or any(i.strength_curve for i in items)
 
 
 def _frame_numbers(plate_info, count: int) -> list[int]:

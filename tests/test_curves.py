@@ -348,3 +348,12 @@ def test_a_curve_wire_is_type_checked_like_every_other(tmp_path):
     with pytest.raises(LatentmirrorError) as caught:
         validate_graph(graph_from_json(graph, classes), classes, local_paths=False)
     assert "truncation_curve" in str(caught.value) and "CURVE" in str(caught.value)
+
+
+def test_invert_refuses_curves_without_the_plates_frame_numbers(demo_model):
+    from latentmirror.nodes.invert_nodes import InvertNode
+
+    mix = LossMix((LossTerm("l1", 1.0, weight_curve=parse_curve("1001:0, 1010:1")),))
+    with pytest.raises(LatentmirrorError) as caught:
+        InvertNode().run(demo_model, torch.rand(1, 64, 64, 3), "w_plus", 1, "fast", 0, mix)
+    assert "input 'plate_info'" in str(caught.value) and "frame numbers" in str(caught.value)
