@@ -293,3 +293,46 @@ def _text(
     colour: Colour = TEXT,
 ) -> None:
     cv2.putText(image, text, origin, FONT, scale, colour, 1, cv2.LINE_AA)
+
+
+def curve_image(
+    frames: Sequence[float],
+    values: Sequence[float],
+    keys: Sequence[tuple[float, float]] = (),
+    title: str = "",
+    width: int = 480,
+    height: int = 220,
+) -> np.ndarray:
+    """A look parameter's curve over frames (the Curve node's picture): the values as a line,
+    the keys as dots, frame numbers along the bottom. An RGB uint8 image [H, W, 3]."""
+    top = TOP + (TITLE_HEIGHT if title else 0)
+    image = _canvas(width, height)
+    if title:
+        _text(image, title, (LEFT, TOP + 14), scale=0.45)
+    box = (LEFT, top + 6, width - RIGHT, height - BOTTOM)
+    x0, y0, x1, y1 = box
+    shown = np.asarray(values, np.float64)
+    low, high = _y_range(np.concatenate([shown, [v for _, v in keys]]))
+    first, last = float(frames[0]), float(frames[-1])
+    span = max(last - first, 1.0)
+
+    def to_x(frame: float) -> int:
+        return int(round(x0 + (x1 - x0) * (float(frame) - first) / span))
+
+    to_y = _y_mapper(y0, y1, low, high)
+    for tick in _nice_ticks(low, high, 4):
+        cv2.line(image, (x0, to_y(tick)), (x1, to_y(tick)), GRID, 1)
+        _text(image, _format_tick(tick, "linear"), (4, to_y(tick) + 4), scale=0.33)
+    for tick in _nice_ticks(first, first + span, 6, min_step=1.0):
+        cv2.line(image, (to_x(tick), y0), (to_x(tick), y1), GRID, 1)
+        text = str(int(tick))
+        left = min(max(to_x(tick) - 12, 0), width - 40)
+        _text(image, text, (left, y1 + 14), scale=0.35)
+    cv2.rectangle(image, (x0, y0), (x1, y1), FRAME, 1)
+    points = np.array([(to_x(f), to_y(v)) for f, v in zip(frames, shown, strict=True)], np.int32)
+    cv2.polylines(image, [points.reshape(-1, 1, 2)], False, PALETTE[0], 2, cv2.LINE_AA)
+    for frame, value in keys:
+        if first <= frame <= first + span:
+            cv2.circle(image, (to_x(frame), to_y(value)), 3, PALETTE[1], -1, cv2.LINE_AA)
+    _text(image, "frame", (x1 - 34, y1 + 24), scale=0.35)
+    return image

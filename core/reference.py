@@ -28,6 +28,7 @@ import torch
 
 from . import fit as fitting
 from .caches import register_cache
+from .curves import Curve
 from .errors import error
 from .latents import cache_key
 from .losses import (
@@ -120,8 +121,11 @@ class ReferenceItem:
     layers: str = "all"
     distance: str = "lpips_vgg"  # loss_pull's feature distance
     start: bool = False  # latent_anchor: the first frame starts from the anchor
+    strength_curve: Curve | None = None  # the strength per frame number, in place of strength
 
     def __post_init__(self) -> None:
+        if self.strength_curve is not None and not isinstance(self.strength_curve, Curve):
+            raise error("strength_curve must be a CURVE", input="strength_curve")
         if self.mode not in MODES:
             raise error(f"unknown reference mode {self.mode!r}; expected one of {MODES}")
         if self.distance not in PULL_DISTANCES:
@@ -149,7 +153,15 @@ class ReferenceItem:
             "distance": self.distance,
             "start": self.start,
             "images": {"count": int(self.images.shape[0]), "sha256": self.digest()},
+            **({"strength_curve": self.strength_curve.describe()} if self.strength_curve else {}),
         }
+
+    def strength_at(self, frames: Sequence[float], device=None) -> float | torch.Tensor:
+        """The strength: one number, or with a curve a ``[len(frames)]`` tensor (one per frame
+        number)."""
+        if self.strength_curve is None:
+            return self.strength
+        return self.strength_curve.weights(frames, device)
 
 
 @dataclass(frozen=True)
@@ -255,11 +267,15 @@ class Anchor:
 
     latent: torch.Tensor
     rows: list[int]
-    strength: float
+    item: ReferenceItem
     start: bool
 
     def penalty(self, ws: torch.Tensor) -> torch.Tensor:
         return anchor_penalty(ws, self.latent, self.rows)
+
+    def penalty_per_frame(self, ws: torch.Tensor) -> torch.Tensor:
+        """Each frame's :func:`anchor_penalty` -> ``[B]``."""
+        return torch.stack([anchor_penalty(w[None], self.latent, self.rows) for w in ws])
 
 
 def reference_anchors(model, reference: Reference, inversion: ReferenceInversion) -> list[Anchor]:
@@ -268,7 +284,7 @@ def reference_anchors(model, reference: Reference, inversion: ReferenceInversion
         Anchor(
             inversion.latent(model, item).to(model.device),
             parse_layers(item.layers, model.num_ws, model.resolution),
-            item.strength,
+            item,
             item.start,
         )
         for item in reference.of_mode("latent_anchor")
@@ -288,15 +304,21 @@ def anchored_start(model, anchors: list[Anchor]) -> torch.Tensor | None:
 
 
 def style_mix_latents(
-    ws: torch.Tensor, model, reference: Reference | None, inversion: ReferenceInversion | None
+    ws: torch.Tensor,
+    model,
+    reference: Reference | None,
+    inversion: ReferenceInversion | None,
+    frames: Sequence[float] | None = None,
 ) -> torch.Tensor:
-    """``ws [B, L, D]`` with every ``style_mix`` item applied in chain order."""
+    """``ws [B, L, D]`` with every ``style_mix`` item applied in chain order; ``frames``: each
+    row's frame number, where a strength curve is read."""
     items = reference.of_mode("style_mix") if reference is not None else []
     if items and inversion is None:
         raise error("style_mix references need a way to invert them", input="reference")
     for item in items:
         rows = parse_layers(item.layers, model.num_ws, model.resolution)
-        ws = style_mix(ws, inversion.latent(model, item).to(ws.device), rows, item.strength)
+        strength = item.strength_at(frames, ws.device) if frames is not None else item.strength
+        ws = style_mix(ws, inversion.latent(model, item).to(ws.device), rows, strength)
     return ws
 
 
@@ -314,17 +336,21 @@ def anchor_penalty(ws: torch.Tensor, anchor: torch.Tensor, rows: list[int]) -> t
 
 
 def style_mix(
-    ws: torch.Tensor, reference_ws: torch.Tensor, rows: list[int], strength: float
+    ws: torch.Tensor, reference_ws: torch.Tensor, rows: list[int], strength: float | torch.Tensor
 ) -> torch.Tensor:
     """``ws [B, L, D]`` with the chosen rows moved toward ``reference_ws [L, D]`` by ``strength``
-    (0: unchanged, 1: replaced; beyond 1 extrapolates).
+    (0: unchanged, 1: replaced; beyond 1 extrapolates): one number, or ``[B]``, one per row.
 
     >>> style_mix(torch.zeros(1, 3, 2), torch.ones(3, 2), [1], 0.5)[0, :, 0]
     tensor([0.0000, 0.5000, 0.0000])
     """
     out = ws.clone()
     target = reference_ws.to(ws.device, ws.dtype)[rows]
-    out[:, rows] = torch.lerp(ws[:, rows], target.expand_as(ws[:, rows]), float(strength))
+    if isinstance(strength, torch.Tensor):
+        weight = strength.to(ws.device, ws.dtype).reshape(-1, 1, 1).expand_as(ws[:, rows])
+    else:
+        weight = float(strength)
+    out[:, rows] = torch.lerp(ws[:, rows], target.expand_as(ws[:, rows]), weight)
     return out
 
 
@@ -354,5 +380,9 @@ class ReferencePull:
         return self.term.features(self.nets, images)
 
     def __call__(self, outputs: torch.Tensor) -> torch.Tensor:
+        return self.per_frame(outputs).mean()
+
+    def per_frame(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Each output's distance to the references -> ``[B]``."""
         fx = self._features(outputs.float())
-        return self.term.distance(self.nets, fx, self.features, None, self.params).mean()
+        return self.term.distance(self.nets, fx, self.features, None, self.params)

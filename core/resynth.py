@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .curves import Curve
 from .errors import error
 from .imageops import gaussian_window
 from .latents import GanLatent
@@ -33,6 +34,7 @@ class ResynthSettings:
     """What Resynthesize's inputs choose.
 
     truncation: psi; 1 keeps the latents, 0 gives the average face, between blends.
+    truncation_curve: psi per frame number (a CURVE), in place of ``truncation`` when given.
     temporal_smoothing: the Gaussian's sigma in frames (0: off).
     """
 
@@ -43,9 +45,15 @@ class ResynthSettings:
     output_size: str = "plate"
     seed: int = 0
     batch_size: int = 8
+    truncation_curve: Curve | None = None
 
     def __post_init__(self) -> None:
         checks = [
+            (
+                self.truncation_curve is None or isinstance(self.truncation_curve, Curve),
+                "truncation_curve",
+                "a CURVE",
+            ),
             (self.noise_mode in NOISE_MODES, "noise_mode", f"one of {NOISE_MODES}"),
             (self.output_size in OUTPUT_SIZES, "output_size", f"one of {OUTPUT_SIZES}"),
             (math.isfinite(self.truncation), "truncation", "a finite number"),
@@ -61,15 +69,22 @@ class ResynthSettings:
 # Latent operations.
 
 
-def truncate(ws: torch.Tensor, w_avg: torch.Tensor, psi: float, rows: list[int] | None = None):
+def truncate(
+    ws: torch.Tensor,
+    w_avg: torch.Tensor,
+    psi: float | torch.Tensor,
+    rows: list[int] | None = None,
+):
     """``ws [B, L, D]`` pulled toward ``w_avg [D]``: ``w_avg + psi * (w - w_avg)`` on ``rows``
-    (all by default): a style mix toward the average latent with strength ``1 - psi``.
+    (all by default): a style mix toward the average latent with strength ``1 - psi``. ``psi``:
+    one number, or ``[B]``, one per row.
 
     >>> truncate(torch.ones(1, 2, 1), torch.zeros(1), 0.5, [1])[0, :, 0]
     tensor([1.0000, 0.5000])
     """
     rows = list(range(ws.shape[1])) if rows is None else rows
-    return style_mix(ws, w_avg.expand(ws.shape[1], -1), rows, 1.0 - float(psi))
+    strength = 1.0 - (psi if isinstance(psi, torch.Tensor) else float(psi))
+    return style_mix(ws, w_avg.expand(ws.shape[1], -1), rows, strength)
 
 
 def gaussian_kernel(sigma: float) -> torch.Tensor:
@@ -133,10 +148,13 @@ def prepare_latents(
     tiles = latent.fit.tile_count  # smooth each tile's sequence: frames are rows of T tiles
     by_frame = latent.ws.float().reshape(-1, tiles, latent.num_ws, latent.w_dim)
     ws = smooth_latents(by_frame, settings.temporal_smoothing).reshape(latent.ws.shape)
-    if settings.truncation != 1.0:
+    psi = settings.truncation
+    if settings.truncation_curve is not None:  # read on each row's real frame number
+        psi = settings.truncation_curve.weights(latent.frames)
+    if settings.truncation_curve is not None or psi != 1.0:
         rows = parse_layers(settings.truncation_layers, model.num_ws, model.resolution)
-        ws = truncate(ws, model.w_avg.detach().float().cpu(), settings.truncation, rows)
-    return style_mix_latents(ws, model, reference, reference_inversion)
+        ws = truncate(ws, model.w_avg.detach().float().cpu(), psi, rows)
+    return style_mix_latents(ws, model, reference, reference_inversion, latent.frames)
 
 
 @torch.inference_mode(False)

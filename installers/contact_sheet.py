@@ -1,8 +1,11 @@
-"""A contact sheet PNG of a render: plate | reconstruction | resynthesis for every frame.
+"""A contact sheet PNG of a render: plate | reconstruction | resynthesis for every frame (or any
+sequences side by side, e.g. plate | dissolve to show a look changing over the shot).
 
 Each sequence is read as EXR, shown through the OCIO config's display/view (the same one the
 templates use), and laid out a frame per cell, a few cells per row, with frame numbers.
-Run: ``python installers/contact_sheet.py PLATE RECONSTRUCTION RESULT OUT.png [--columns 2]``.
+Run: ``python installers/contact_sheet.py PLATE RECONSTRUCTION RESULT OUT.png [--columns 2]``
+or ``python installers/contact_sheet.py PLATE RESULT OUT.png --labels plate,dissolve
+--frames 1001-1024x3 --columns 4``.
 """
 
 from __future__ import annotations
@@ -55,9 +58,16 @@ def label(image: np.ndarray, text: str, scale: float = 0.4) -> np.ndarray:
     return out
 
 
-def contact_sheet(sequences: list[str], columns: int = 2, gap: int = 4) -> np.ndarray:
-    """RGB uint8: one cell per frame (the sequences side by side), ``columns`` cells per row."""
-    loaded = [display_frames(p) for p in sequences]
+def contact_sheet(
+    sequences: list[str],
+    columns: int = 2,
+    gap: int = 4,
+    labels: tuple[str, ...] = LABELS,
+    frames: str = "",
+) -> np.ndarray:
+    """RGB uint8: one cell per frame (the sequences side by side, captioned ``labels``),
+    ``columns`` cells per row; ``frames``: a range (empty: every frame of the first)."""
+    loaded = [display_frames(p, frames=frames) for p in sequences]
     frames = loaded[0][0]
     for other, pattern in zip(loaded[1:], sequences[1:], strict=True):
         if other[0] != frames:
@@ -68,7 +78,7 @@ def contact_sheet(sequences: list[str], columns: int = 2, gap: int = 4) -> np.nd
         parts = []
         for k, (_, images) in enumerate(loaded):
             image = cv2.resize(images[i], (width, height), interpolation=cv2.INTER_AREA)
-            parts.append(label(image, f"{frame} {LABELS[k]}" if k == 0 else LABELS[k]))
+            parts.append(label(image, f"{frame} {labels[k]}" if k == 0 else labels[k]))
             parts.append(np.full((height, gap, 3), 255, np.uint8))
         cells.append(np.concatenate(parts[:-1], axis=1))
     while len(cells) % columns:
@@ -84,16 +94,21 @@ def contact_sheet(sequences: list[str], columns: int = 2, gap: int = 4) -> np.nd
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("plate")
-    parser.add_argument("reconstruction")
-    parser.add_argument("result")
-    parser.add_argument("out")
+    parser.add_argument("sequences", nargs="+", help="EXR sequences (####), then OUT.png")
     parser.add_argument("--columns", type=int, default=2)
+    parser.add_argument(
+        "--labels", default=",".join(LABELS), help="a caption per sequence, comma-separated"
+    )
+    parser.add_argument("--frames", default="", help="a frame range, e.g. 1001-1024x3")
     args = parser.parse_args()
-    sheet = contact_sheet([args.plate, args.reconstruction, args.result], args.columns)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    cv2.imwrite(args.out, sheet[..., ::-1])
-    print(args.out)
+    *sequences, out = args.sequences
+    labels = tuple(args.labels.split(","))
+    if len(sequences) < 1 or len(labels) < len(sequences):
+        parser.error("give at least one sequence, OUT.png, and a label per sequence")
+    sheet = contact_sheet(sequences, args.columns, labels=labels, frames=args.frames)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    cv2.imwrite(out, sheet[..., ::-1])
+    print(out)
 
 
 if __name__ == "__main__":

@@ -176,12 +176,85 @@ def plate_to_display() -> tuple[str, list[Node]]:
     )
 
 
+DISSOLVE_FRAMES = (1001, 1024)  # the demo plate's; edit the keys to your shot's frames
+DISSOLVE_CURVES = {  # Curve node id -> (title, value at the start, value at the end)
+    16: ("Curve: pull toward the face", 0.0, 0.5),
+    17: ("Curve: anchor strength", 0.0, 0.2),
+    18: ("Curve: style mix strength", 0.0, 0.8),
+    19: ("Curve: truncation", 1.0, 0.6),
+}
+
+
+def dissolve_keys(start: float, end: float, first: int, last: int) -> str:
+    """Keys that hold ``start`` over the first eighth of frames ``first``-``last``, ease to
+    ``end`` and hold it over the last eighth."""
+    hold = (last - first) // 8
+    if hold == 0:
+        return f"{first}:{start}, {last}:{end} ease"
+    return f"{first}:{start}, {first + hold}:{start}, {last - hold}:{end} ease, {last}:{end}"
+
+
+def dissolve_curves() -> list[Node]:
+    return [
+        Node(node_id, "LM_Curve", title, 2, {"keys": dissolve_keys(start, end, *DISSOLVE_FRAMES)})
+        for node_id, (title, start, end) in DISSOLVE_CURVES.items()
+    ]
+
+
+def dissolve() -> tuple[str, list[Node]]:
+    terms = [("l1", 1.0), ("ssim", 0.5), ("w_prior", 0.001)]  # identity's: the plate first
+    nodes = plate_nodes() + loss_chain(4, terms, 1)
+    nodes += [
+        Node(11, "LM_SampleGAN", "Reference face", 1,
+             {"seed": 7, "count": 1, "truncation": 0.6}, {"model": (3, 0)}),
+        *dissolve_curves(),
+        Node(20, "LM_ReferenceBlend", "Pull toward the face (animated)", 3,
+             {"mode": "loss_pull", "strength": 0.0, "layers": "all", "distance": "d_features"},
+             {"references": (11, 0), "strength_curve": (16, 0)}),
+        Node(12, "LM_ReferenceBlend", "Anchor: face structure (animated)", 3,
+             {"mode": "latent_anchor", "strength": 0.0, "layers": "coarse"},
+             {"references": (11, 0), "reference": (20, 0), "strength_curve": (17, 0)}),
+        Node(13, "LM_ReferenceBlend", "Style mix: face shapes (animated)", 3,
+             {"mode": "style_mix", "strength": 0.0, "layers": "coarse,middle"},
+             {"references": (11, 0), "reference": (12, 0), "strength_curve": (18, 0)}),
+        Node(7, "LM_Invert", "Invert (the face pulls harder over the shot)", 4,
+             {"space": "w_plus", "steps": 150, "schedule": "fast", "seed": 0},
+             {"model": (3, 0), "images": (2, 0), "loss_mix": (6, 0), "reference": (13, 0),
+              "plate_info": (1, 2)}),
+        Node(8, "LM_Resynthesize", "Resynthesize (truncation animated)", 5,
+             {"truncation": 1.0, "noise_mode": "const"},
+             {"model": (3, 0), "latent": (7, 0), "reference": (13, 0), "loss_mix": (6, 0),
+              "truncation_curve": (19, 0)}),
+    ]  # fmt: skip
+    nodes += output_nodes(9, (8, 0), "dissolve", 6, "Dissolve EXR")
+    return (
+        "The plate holds at the start and dissolves into faces by the end: Curve nodes animate "
+        f"the reference pull, the anchor, the style mix and the truncation over frames "
+        f"{DISSOLVE_FRAMES[0]}-{DISSOLVE_FRAMES[1]} (edit their keys to your shot).",
+        nodes,
+    )
+
+
 TEMPLATES = {
     "identity": identity,
     "obscura": obscura,
     "reference_steer": reference_steer,
     "plate_to_display": plate_to_display,
+    "dissolve": dissolve,
 }
+
+
+def dissolve_over(first: int, last: int) -> list[str]:
+    """``--set`` values that put the dissolve on frames ``first``-``last`` (a short plate)."""
+    return [
+        f"{node_id}.keys={dissolve_keys(start, end, first, last)}"
+        for node_id, (_title, start, end) in DISSOLVE_CURVES.items()
+    ]
+
+
+# Templates whose look changes over the shot: their thumbnail squeezes the change onto the
+# 3-frame thumbnail plate and shows the result's first and last frame.
+ANIMATED = {"dissolve": dissolve_over}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -357,11 +430,17 @@ def render_thumbnail(name: str, graph_path: str, work: str) -> str:
 
     plate = write_plate(os.path.join(work, "plate"), 3, 192, 108, "china.jpg")
     out = os.path.join(work, name, "out.####.exr")
-    run_graph_file(graph_path, None, headless_overrides(graph_path, plate, out))
-    tiles = [display_frames(pattern, frames="1002")[1][0] for pattern in (plate, out)]
+    sets = headless_overrides(graph_path, plate, out)
+    shown = [(plate, "1002"), (out, "1002")]
+    if name in ANIMATED:  # plate | the result at the start | at the end
+        sets += ANIMATED[name](1001, 1003)
+        shown = [(plate, "1001"), (out, "1001"), (out, "1003")]
+    run_graph_file(graph_path, None, sets)
+    tiles = [display_frames(pattern, frames=frame)[1][0] for pattern, frame in shown]
     image = np.concatenate(tiles, axis=1)
     path = os.path.join(FOLDER, f"{name}.jpg")
-    cv2.imwrite(path, cv2.resize(image[..., ::-1], (512, 144), interpolation=cv2.INTER_AREA))
+    size = (256 * len(tiles), 144)
+    cv2.imwrite(path, cv2.resize(image[..., ::-1], size, interpolation=cv2.INTER_AREA))
     return path
 
 

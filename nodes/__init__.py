@@ -2,6 +2,7 @@
 
 from .color_nodes import OCIOTransform
 from .common import refuse_non_finite_numbers
+from .curve_nodes import CurveNode
 from .exr_nodes import LoadEXRSequence, SaveEXRSequence
 from .gan_nodes import LoadGAN, SampleGAN
 from .invert_nodes import (
@@ -28,6 +29,7 @@ NODE_CLASS_MAPPINGS = {
     "LM_Resynthesize": ResynthesizeNode,
     "LM_TuneGAN": TuneGANNode,
     "LM_SaveGAN": SaveGANNode,
+    "LM_Curve": CurveNode,
 }
 for _node_class in NODE_CLASS_MAPPINGS.values():
     refuse_non_finite_numbers(_node_class)

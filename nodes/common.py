@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..core import color
+from ..core.curves import Curve
 from ..core.errors import LatentmirrorError, context, error
 from ..core.frames.patterns import parse_pattern
 from ..host import Host, current_host, preview_indices
@@ -166,6 +167,22 @@ def link_input(kind: str, tooltip: str) -> tuple:
 
 def number_input(kind: str, default, tooltip: str, **bounds) -> tuple:
     return (kind, {"default": default, **bounds, "tooltip": tooltip})
+
+
+def curve_input(number: str) -> tuple:
+    """The optional ``<number>_curve`` input that animates a number input (from a Curve node)."""
+    return link_input(
+        "CURVE",
+        f"From a Curve node: {number} per frame, read on each frame's real number; when wired "
+        f"it replaces the {number} number.",
+    )
+
+
+def checked_curve(value, input_name: str):
+    """A wired CURVE input (None when not wired); anything else is refused."""
+    if value is not None and not isinstance(value, Curve):
+        raise error("expected a CURVE (from a Curve node)", input=input_name)
+    return value
 
 
 OCIO_CONFIG_TOOLTIP = (

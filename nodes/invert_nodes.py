@@ -24,7 +24,9 @@ from ..core.reference import MODES, PULL_DISTANCES, Reference, ReferenceItem
 from ..host import ShotState, current_host
 from .common import (
     CATEGORY,
+    checked_curve,
     choice_input,
+    curve_input,
     display_pixels,
     link_input,
     number_input,
@@ -77,16 +79,26 @@ class LossMixNode:
                     "Term options, key=value pairs or JSON (e.g. resolution=128, "
                     "multiscale=true). Defaults: " + describe_params()
                 ),
+                "weight_curve": curve_input("weight"),
             },
         }
 
-    def build(self, term: str, weight: float, loss_mix=None, mask=None, params: str = ""):
+    def build(
+        self,
+        term: str,
+        weight: float,
+        loss_mix=None,
+        mask=None,
+        params: str = "",
+        weight_curve=None,
+    ):
         with context(node=self.DISPLAY_NAME):
             if loss_mix is not None and not isinstance(loss_mix, LossMix):
                 raise error("expected a LOSS_MIX", input="loss_mix")
+            curve = checked_curve(weight_curve, "weight_curve")
             with context(input="params"):
                 parsed = parse_params(params)
-                new_term = LossTerm(term, weight, parsed, mask)
+                new_term = LossTerm(term, weight, parsed, mask, weight_curve=curve)
         return ((loss_mix or LossMix()).with_term(new_term),)
 
 
@@ -141,6 +153,7 @@ class ReferenceBlendNode:
                         "latent on the chosen layers.",
                     },
                 ),
+                "strength_curve": curve_input("strength"),
             },
         }
 
@@ -153,11 +166,15 @@ class ReferenceBlendNode:
         reference=None,
         distance: str = "lpips_vgg",
         start: bool = False,
+        strength_curve=None,
     ):
         with context(node=self.DISPLAY_NAME):
             if reference is not None and not isinstance(reference, Reference):
                 raise error("expected a REFERENCE", input="reference")
-            item = ReferenceItem(references, mode, float(strength), layers, distance, bool(start))
+            curve = checked_curve(strength_curve, "strength_curve")
+            item = ReferenceItem(
+                references, mode, float(strength), layers, distance, bool(start), curve
+            )
         return ((reference or Reference()).with_item(item),)
 
 
@@ -300,6 +317,12 @@ class InvertNode:
                 learning_rate=float(learning_rate), fit=fit, tile_overlap=int(tile_overlap),
                 precision=precision,
             )  # fmt: skip
+            if plate_info is None and _uses_curves(loss_mix, reference):
+                raise error(
+                    "curves are read on the plate's frame numbers, which come from plate_info: "
+                    "connect Load EXR Sequence's plate_info (without it frames count from 0)",
+                    input="plate_info",
+                )
             frames = _frame_numbers(plate_info, images.shape[0])
             pixels = display_pixels(images, frames, self.DISPLAY_NAME)
             bar = host.progress(1, "inverting")
@@ -348,6 +371,13 @@ def _report_frames(shot: ShotState | None, latent, unique_id) -> None:
             shot.record_frame(latent.frames[i], loss=sum(losses) / len(losses))
     if unique_id is not None:
         shot.keep_latent(unique_id, latent.select(list(range(len(latent) - tiles, len(latent)))))
+
+
+def _uses_curves(loss_mix, reference) -> bool:
+    """A weight or strength curve acts while inverting."""
+    terms = list(loss_mix) if isinstance(loss_mix, LossMix) else []
+    items = reference.items if isinstance(reference, Reference) else ()
+    return any(t.weight_curve for t in terms) or any(i.strength_curve for i in items)
 
 
 def _frame_numbers(plate_info, count: int) -> list[int]:

@@ -5,7 +5,9 @@ A frame's fingerprint is a sha256 of
   (links followed, numbers compared as numbers so ``--set 7.steps=20`` and a typed 20 agree),
   leaving out the inputs that only choose frames (``FRAME_SELECTING_INPUTS`` of the loader and
   the saver, and ``existing``), so a chunked and a single-pass render of one look agree;
-- the content hash (sha256) of every model file a Load GAN upstream reads;
+- the content hash (sha256) of every model file a Load GAN upstream reads, and of every other
+  file an upstream node reads as part of the look (a node class's ``source_digest``: a Curve's
+  ``.chan`` file);
 - the identity of the plate file each upstream loader gives that frame (size, mtime in ns and
   inode: cheap for any plate size, and any rewrite or re-delivery of the file changes it);
 - the frame number and the pack's version.
@@ -74,7 +76,12 @@ def frame_fingerprints(
     upstream = upstream_nodes(prompt, str(saver_id))
     graph_part = {node_id: _node_identity(prompt[node_id], roles) for node_id in upstream}
     models = {node_id: _model_hash(prompt[node_id], roles, host) for node_id in upstream}
-    base = _digest({"graph": graph_part, "models": models, "version": __version__})
+    identity = {"graph": graph_part, "models": models, "version": __version__}
+    sources = {node_id: _source_digest(prompt[node_id], roles, host) for node_id in upstream}
+    sources = {node_id: digest for node_id, digest in sources.items() if digest is not None}
+    if sources:  # only graphs that read such files: other fingerprints stay as they were
+        identity["sources"] = sources
+    base = _digest(identity)
     plates = [
         _plate_files(prompt[node_id], roles, host)
         for node_id in upstream
@@ -170,6 +177,12 @@ def _model_hash(node: dict, roles: _Roles, host: Host) -> str | None:
     name = node.get("inputs", {}).get(roles.model_loader.MODEL_INPUT)
     path = host.model_path("gan", name) if isinstance(name, str) else None
     return file_hash(path) if path else f"missing:{name}"
+
+
+def _source_digest(node: dict, roles: _Roles, host: Host) -> str | None:
+    """The digest of a file the node reads as part of the look (None: it reads none)."""
+    digest = getattr(roles.classes.get(node.get("class_type")), "source_digest", None)
+    return digest(node.get("inputs", {}), host) if digest is not None else None
 
 
 class _PlateFiles:

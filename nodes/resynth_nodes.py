@@ -13,7 +13,9 @@ from ..core.synthesis import NOISE_MODES, OUTPUT_SIZES
 from ..host import current_host
 from .common import (
     CATEGORY,
+    checked_curve,
     choice_input,
+    curve_input,
     display_pixels,
     frame_progress,
     link_input,
@@ -112,6 +114,7 @@ class ResynthesizeNode:
                     min=1,
                     max=100000,
                 ),
+                "truncation_curve": curve_input("truncation"),
             },
         }
 
@@ -130,6 +133,7 @@ class ResynthesizeNode:
         loss_mix=None,
         batch_size: int = 8,
         reference_steps: int = 150,
+        truncation_curve=None,
     ):
         host = current_host()
         with context(node=self.DISPLAY_NAME):
@@ -139,6 +143,7 @@ class ResynthesizeNode:
                 truncation=float(truncation), truncation_layers=truncation_layers,
                 noise_mode=noise_mode, temporal_smoothing=float(temporal_smoothing),
                 output_size=output_size, seed=int(seed), batch_size=int(batch_size),
+                truncation_curve=checked_curve(truncation_curve, "truncation_curve"),
             )  # fmt: skip
             frames = sorted(set(latent.frames), key=latent.frames.index)
             pixels = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -93,6 +94,50 @@ def pixels(pattern: str) -> np.ndarray:
 def overrides(plate: str, out: str, steps: int = 20) -> list[str]:
     """--set values for the identity template: plate in, frames out, a short inversion."""
     return [f"1.path={plate}", f"10.path={out}", f"7.steps={steps}", "7.batch_size=2"]
+
+
+def curve_graph(path, chan: str) -> str:
+    """A graph every curve input drives, chunk-independent by construction: each frame is
+    solved on its own (no warm start, batches of one, started from the anchor: no random
+    exploration), resynthesised one at a time. The w_prior weight comes from ``chan``."""
+    make = installers_module("make_templates")
+    node = make.Node
+    nodes = make.plate_nodes()
+    nodes += [
+        node(16, "LM_Curve", "pull", 2, {"keys": "1001:0, 1004:0.5 smooth"}),
+        node(17, "LM_Curve", "anchor", 2, {"keys": "{curve x1001 0 x1004 0.3}"}),
+        node(18, "LM_Curve", "style mix", 2, {"keys": "ease, 1001:0, 1002:0.2, 1004:0.9"}),
+        node(19, "LM_Curve", "truncation", 2, {"keys": "1001:1, 1002:1, 1004:0.5 linear"}),
+        node(21, "LM_Curve", "w_prior", 2, {"keys": chan, "column": 1}),
+        node(4, "LM_LossMix", "l1", 1, {"term": "l1", "weight": 1.0}),
+        node(5, "LM_LossMix", "w_prior", 1, {"term": "w_prior", "weight": 0.0},
+             {"loss_mix": (4, 0), "weight_curve": (21, 0)}),
+        node(11, "LM_SampleGAN", "face", 1, {"seed": 7, "count": 1, "truncation": 0.6},
+             {"model": (3, 0)}),
+        node(20, "LM_ReferenceBlend", "pull", 3,
+             {"mode": "loss_pull", "strength": 0.0, "layers": "all", "distance": "l2"},
+             {"references": (11, 0), "strength_curve": (16, 0)}),
+        node(12, "LM_ReferenceBlend", "anchor", 3,
+             {"mode": "latent_anchor", "strength": 0.0, "layers": "coarse", "start": True},
+             {"references": (11, 0), "reference": (20, 0), "strength_curve": (17, 0)}),
+        node(13, "LM_ReferenceBlend", "style", 3,
+             {"mode": "style_mix", "strength": 0.0, "layers": "coarse"},
+             {"references": (11, 0), "reference": (12, 0), "strength_curve": (18, 0)}),
+        node(7, "LM_Invert", "invert", 4,
+             {"space": "w_plus", "steps": 6, "schedule": "fast", "seed": 0, "batch_size": 1,
+              "warm_start": False, "cache": False},
+             {"model": (3, 0), "images": (2, 0), "loss_mix": (5, 0), "reference": (13, 0),
+              "plate_info": (1, 2)}),
+        node(8, "LM_Resynthesize", "resynth", 5,
+             {"truncation": 1.0, "noise_mode": "const", "batch_size": 1, "reference_steps": 6},
+             {"model": (3, 0), "latent": (7, 0), "reference": (13, 0), "loss_mix": (5, 0),
+              "truncation_curve": (19, 0)}),
+    ]  # fmt: skip
+    nodes += make.output_nodes(9, (8, 0), "curves", 6, "EXR")
+    graph = make.ui_graph(nodes, "curve test")
+    with open(path, "w") as stream:
+        json.dump(graph, stream)
+    return str(path)
 
 
 # ------------------------------------------------------------------------------ bad input

@@ -17,7 +17,7 @@ from latentmirror.plugin.runner import run_graph_file
 from .support import installers_module
 
 ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES = ["identity", "obscura", "reference_steer"]
+TEMPLATES = ["identity", "obscura", "reference_steer", "dissolve"]
 
 
 _module = installers_module
@@ -53,3 +53,15 @@ def test_template_runs_headless_on_a_photo_plate(name, photo_plate, tmp_path):
     assert result.rgb.shape == plate.rgb.shape and np.isfinite(result.rgb).all()
     assert np.abs(result.rgb - plate.rgb).mean() > 1e-3  # the GAN really made these frames
     assert report.plots and os.path.isfile(report.plots[0])
+
+
+@pytest.mark.slow
+def test_the_dissolve_holds_the_plate_then_turns_into_faces(photo_plate, tmp_path):
+    graph = str(ROOT / "example_workflows" / "dissolve.json")
+    out = str(tmp_path / "out" / "result.####.exr")
+    make = _module("make_templates")
+    sets = make.headless_overrides(graph, photo_plate, out) + make.dissolve_over(1001, 1003)
+    run_graph_file(graph, None, sets)
+    result, plate = load_sequence(out).rgb, load_sequence(photo_plate).rgb
+    away = [float(np.abs(result[i] - plate[i]).mean()) for i in range(3)]
+    assert away[0] < away[2]  # the last frame is further from the plate than the first

@@ -78,6 +78,7 @@ def invert(
         device=model.device, allow_random_backbone=allow_random_backbone,
     )  # fmt: skip
     run = _new_run(model, settings, evaluator, targets, callbacks, len(frames), plan.tile_count)
+    run.frames = [f for f in frames for _ in range(plan.tile_count)]  # a row per target
     inversion = ReferenceInversion(invert, settings, mix, lpips_folders, allow_random_backbone)
     start = _attach_references(run, reference, inversion)
     if init is not None:
@@ -223,7 +224,9 @@ def _run_streams(run: Run, start: torch.Tensor | None, streams: int, previous=No
     parts = []
     for j in range(streams):
         rows = [i * streams + j for i in range(count)]
-        stream = replace(run, targets=run.targets[rows], mask_rows=rows)
+        stream = replace(
+            run, targets=run.targets[rows], mask_rows=rows, frames=[run.frames[r] for r in rows]
+        )
         stream_start = start[rows] if start is not None and start.shape[0] > 1 else start
         parts.append(
             schedule(stream, stream_start, previous[j : j + 1] if previous is not None else None)

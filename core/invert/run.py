@@ -54,6 +54,7 @@ class Run:
     history: dict[str, list[float]] = field(default_factory=dict)
     batch_starts: list[int] = field(default_factory=list)  # history rows where a batch began
     mask_rows: list[int] | None = None  # the masks' row of each target (tiles); None: the same
+    frames: list[int] | None = None  # each target's frame number (curves are read there)
     autocast: torch.dtype | None = None  # the generator's autocast dtype (mixed precision)
 
     def begin_batch(self) -> None:
@@ -77,18 +78,21 @@ class Run:
         target = self.targets[indices[0] : indices[-1] + 1]
         prev_out, prev_tgt = prev if prev is not None else (None, None)
         rows = [self.mask_rows[i] for i in indices] if self.mask_rows is not None else indices
+        frames = [self.frames[i] for i in indices] if self.frames is not None else None
         total, values = self.evaluator(
             output, target, ws=ws, noise=noise, prev_output=prev_out, prev_target=prev_tgt,
-            mask_indices=rows,
+            mask_indices=rows, frames=frames,
         )  # fmt: skip
         extra = {}
         for i, pull in enumerate(self.pulls):
-            value = pull(output)
-            total = total + pull.item.strength * value
+            value, weighted = _pull_terms(pull.item, pull, pull.per_frame, output, frames)
+            total = total + weighted
             extra[f"reference_pull_{i + 1}"] = float(value.detach())
         for i, anchor in enumerate(self.anchors):
-            value = anchor.penalty(ws)
-            total = total + anchor.strength * value
+            value, weighted = _pull_terms(
+                anchor.item, anchor.penalty, anchor.penalty_per_frame, ws, frames
+            )
+            total = total + weighted
             extra[f"reference_anchor_{i + 1}"] = float(value.detach())
         if not torch.isfinite(total):
             raise error(
@@ -96,6 +100,19 @@ class Run:
                 "lower the learning rate or check the input images for NaN/Inf"
             )
         return total, {**values, **extra}
+
+
+def _pull_terms(item, whole, per_frame, batch, frames) -> tuple[torch.Tensor, torch.Tensor]:
+    """A reference pull or anchor: (its unweighted value, its weighted part of the total).
+    ``whole``: the batch's value ``[]``; ``per_frame``: one value per row ``[B]``, weighted by
+    the strength curve at each row's frame number when the item has one."""
+    if item.strength_curve is None:
+        value = whole(batch)
+        return value, item.strength * value
+    if frames is None:
+        raise error("a strength curve needs the frame number of every image")
+    values = per_frame(batch)
+    return values.mean(), (item.strength_at(frames, values.device) * values).mean()
 
 
 def step(run: Run, optimiser, lr: float, ws, indices, noise, prev) -> float:

@@ -111,11 +111,13 @@ class LossEvaluator:
         prev_target: torch.Tensor | None = None,
         mask_indices: Sequence[int] | None = None,
         c: torch.Tensor | None = None,
+        frames: Sequence[float] | None = None,
     ) -> LossResult:
         """output, target ``[B, 3, H, W]`` in [-1, 1]; ws ``[B, num_ws, w_dim]``; noise: the
         maps being optimised (dict or list, see :func:`noise_regularization`); prev_*: the
         previous batch's last frame (temporal); mask_indices: the batch's rows in the masks;
-        c: class labels for a conditional discriminator."""
+        c: class labels for a conditional discriminator; frames: each row's frame number, where
+        terms with a ``weight_curve`` read their weight."""
         if output.ndim != 4 or output.shape[1] != 3 or output.shape != target.shape:
             raise error(
                 f"loss: output and target must both be [B, 3, H, W], got {list(output.shape)} "
@@ -135,17 +137,39 @@ class LossEvaluator:
             prev_target=prev_target,
         )
         values = [
-            self._term(index, term, step, mask_indices, c) for index, term in enumerate(self.mix)
+            self._term(index, term, step, mask_indices, c, per_frame=term.weight_curve is not None)
+            for index, term in enumerate(self.mix)
         ]
+        if any(term.weight_curve is not None for term in self.mix):
+            total = self._weighted_by_frame(values, frames, output.shape[0], output.device)
+            floats = [float(v.detach().float().mean()) for v in values]
+            return LossResult(total, dict(zip(self.labels, floats, strict=True)))
         weights = torch.tensor([t.weight for t in self.mix], device=output.device)
         stacked = torch.stack([v.to(output.device).float().reshape([]) for v in values])
         total = (stacked * weights).sum()
         floats = stacked.detach().cpu().tolist()
         return LossResult(total, dict(zip(self.labels, floats, strict=True)))
 
-    def _term(self, index: int, term: LossTerm, step: TermInputs, mask_indices, c):
+    def _weighted_by_frame(self, values, frames, batch: int, device) -> torch.Tensor:
+        """The total when some terms follow a weight curve: each such term is the mean over the
+        batch of its per-frame value times the curve at that frame's number. A term whose value
+        is one number for the batch (noise_reg: shared noise; temporal: pairs of frames) gets
+        the mean of its frames' weights."""
+        if frames is None or len(frames) != batch:
+            raise error("a loss term with a weight curve needs the frame number of every image")
+        total = torch.zeros([], device=device)
+        for term, value in zip(self.mix, values, strict=True):
+            value = value.to(device).float()
+            if term.weight_curve is None:
+                total = total + term.weight * value.reshape([])
+            else:
+                total = total + (term.weight_curve.weights(frames, device) * value).mean()
+        return total
+
+    def _term(self, index: int, term: LossTerm, step: TermInputs, mask_indices, c, per_frame):
         """One term's unweighted value ``[]``: its entry's ``compute``, or its ``features`` of
-        both sides (the target's cached) compared by its ``distance``."""
+        both sides (the target's cached) compared by its ``distance``. ``per_frame``: ``[B]``,
+        one value per frame, where the term has one (comparisons, and terms of ws alone)."""
         spec = LOSS_TERMS[term.name]
         if "ws" in spec.needs and step.ws is None:
             raise error(f"the {term.name} term needs ws")
@@ -157,6 +181,8 @@ class LossEvaluator:
         )
         step = replace(step, params=term.params, nets=nets)
         if not spec.image:
+            if per_frame and spec.needs == {"w_avg", "ws"}:  # w_prior: each frame's own
+                return torch.stack([spec.compute(replace(step, ws=w[None])) for w in step.ws])
             return spec.compute(step)
         memo = self._cached if self._cached_target is not None else (lambda _key, make: make())
         size = spec.compared_size(nets, term.params, tuple(step.output.shape[-2:]))
@@ -166,7 +192,8 @@ class LossEvaluator:
         if spec.compute is not None:
             return spec.compute(replace(step, output=x, target=y, mask=mask))
         fy = memo(("features", index), lambda: spec.features(nets, y))
-        return spec.distance(nets, spec.features(nets, x), fy, mask, term.params).mean()
+        distance = spec.distance(nets, spec.features(nets, x), fy, mask, term.params)
+        return distance if per_frame else distance.mean()
 
     def _mask(self, index, term, size, batch, indices, device):
         if term.mask is None:

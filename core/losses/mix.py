@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..curves import Curve
 from ..errors import error
 from ..storage import tensor_digest
 from .terms import LOSS_TERMS, check_term_name, validate_params
@@ -64,6 +65,7 @@ class LossTerm:
 
     mask: per-pixel weights ``[B or 1, H, W]`` (ComfyUI MASK) for image terms, in the plate's
     frame order; rows are picked with the evaluator's ``mask_indices``.
+    weight_curve: the weight per frame number (a CURVE), in place of ``weight`` when given.
 
     >>> LossTerm("l1", 0.5, {"resolution": 128}).params
     {'resolution': 128}
@@ -73,9 +75,12 @@ class LossTerm:
     weight: float = 1.0
     params: dict = field(default_factory=dict)
     mask: torch.Tensor | None = None
+    weight_curve: Curve | None = None
 
     def __post_init__(self) -> None:
         check_term_name(self.name)
+        if self.weight_curve is not None and not isinstance(self.weight_curve, Curve):
+            raise error(f"loss term '{self.name}': weight_curve must be a CURVE")
         weight = self.weight
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
             raise error(f"loss term '{self.name}': weight must be a number, got {weight!r}")
@@ -90,6 +95,8 @@ class LossTerm:
         out = {"term": self.name, "weight": self.weight, "params": dict(self.params)}
         if self.mask is not None:
             out["mask"] = {"shape": list(self.mask.shape), "sha256": tensor_digest(self.mask)}
+        if self.weight_curve is not None:
+            out["weight_curve"] = self.weight_curve.describe()
         return out
 
 
