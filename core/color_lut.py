@@ -172,28 +172,26 @@ def tetrahedral(table: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
     """Tetrahedral interpolation of ``table`` [N, N, N, C] at ``coords`` [P, 3] in [0, 1].
 
     The cube around a point splits into six tetrahedra along its main diagonal; the one holding
-    the point is the path from corner 000 to 111 that steps along the axes in decreasing order
-    of the point's fractions f1 >= f2 >= f3, weighted (1-f1, f1-f2, f2-f3, f3).
+    the point is the path from corner 000 to 111 that steps first along the axis of the largest
+    fraction f1, then the middle one f2, then the smallest f3, weighted (1-f1, f1-f2, f2-f3, f3).
+    No sort: the second corner is the far corner less the step of the smallest fraction.
     """
     n = table.shape[0]
     flat = table.reshape(n * n * n, -1)
-    scaled = coords.clamp(0.0, 1.0) * (n - 1)
-    base = scaled.floor().clamp(max=n - 2)
-    fractions = scaled - base
-    base = base.long()
-    strides = torch.tensor([n * n, n, 1], device=coords.device)
-    order_f, order = fractions.sort(dim=1, descending=True)
-    steps = strides[order]  # [P, 3]: the stride of each step along the path
-    corner = (base * strides).sum(dim=1)
-    first, second = corner + steps[:, 0], corner + steps[:, 0] + steps[:, 1]
-    last = corner + strides.sum()
-    f1, f2, f3 = order_f.unbind(dim=1)
-    return (
-        (1.0 - f1)[:, None] * flat[corner]
-        + (f1 - f2)[:, None] * flat[first]
-        + (f2 - f3)[:, None] * flat[second]
-        + f3[:, None] * flat[last]
-    )
+    scaled = coords.clamp(0.0, 1.0).mul_(n - 1)
+    base = scaled.floor().clamp_(max=n - 2)
+    fractions = scaled.sub_(base)
+    strides = torch.tensor([n * n, n, 1], dtype=coords.dtype, device=coords.device)
+    corner = (base @ strides).long()  # exact: n^3 < 2^24
+    f1, largest = fractions.max(dim=1)
+    f3, smallest = fractions.min(dim=1)
+    f2 = fractions.sum(dim=1).sub_(f1).sub_(f3)
+    strides = strides.long()
+    last = corner + int(strides.sum())
+    corners = torch.cat([corner, corner + strides[largest], last - strides[smallest], last])
+    values = flat.index_select(0, corners).view(4, -1, flat.shape[1])  # one gather
+    weights = torch.stack([1.0 - f1, f1 - f2, f2.sub_(f3), f3])[..., None]
+    return (values * weights).sum(dim=0)
 
 
 def trilinear(table: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
@@ -230,22 +228,30 @@ def apply_lut_transform(
     if channels not in (3, 4):
         raise error(f"colour transforms need 3 or 4 channels, got {channels}")
     source_name = color.find_colorspace(cfg, src)
-    target = color._target(cfg, dst)
+    target = color.target_of(cfg, dst)
     lut = _lut_on_device(cfg, source_name, target, inverse, size, str(pixels.device))
     out = pixels.to(torch.float32).clone()
-    rgb = out[..., :3].reshape(-1, 3)
+    rgb = out[..., :3].reshape(-1, 3)  # a copy when there is alpha: written back below
+    for start in range(0, len(rgb), CHUNK_PIXELS):  # bounded memory for long batches
+        chunk = rgb[start : start + CHUNK_PIXELS]
+        chunk[:] = _through_lut(chunk, lut, interpolation, cfg, source_name, target, inverse)
+    out[..., :3] = rgb.reshape(out[..., :3].shape)
+    return out
+
+
+CHUNK_PIXELS = 1 << 21  # about one 1080p frame
+
+
+def _through_lut(rgb, lut: BakedLUT, interpolation: str, cfg, src, dst, inverse) -> torch.Tensor:
     inside = ((rgb >= lut.source.low) & (rgb <= lut.source.high)).all(dim=1)
     coords = lut.source.to_unit(rgb)
     result = lut.target.decode(INTERPOLATIONS[interpolation](lut.table, coords))
     inside &= ~lut.exact_cells[_cell_index(coords, lut.size)]
     outside = (~inside).nonzero()[:, 0]
-    if outside.numel():  # rare: highlights past half float, deep negatives, NaN/Inf
-        exact = color.apply_transform(
-            rgb[outside].cpu().numpy(), cfg, source_name, target, inverse=inverse
-        )
+    if outside.numel():  # out of range, NaN/Inf, or in a cell the LUT misses
+        exact = _apply_in_chunks(rgb[outside].cpu().numpy(), cfg, src, dst, inverse)
         result[outside] = torch.from_numpy(exact).to(result.device)
-    out[..., :3] = result.reshape(out[..., :3].shape)
-    return out
+    return result
 
 
 def apply_exact_frames(
@@ -271,9 +277,7 @@ def apply_exact_frames(
 
 def _apply_in_chunks(pixels: np.ndarray, cfg, src: str, dst, inverse: bool) -> np.ndarray:
     """The exact transform of many pixels [..., 3] on all cores (for baking)."""
-    flat = pixels.reshape(-1, 3)
-    chunks = os.cpu_count() or 1
-    if len(flat) % chunks:
-        return color.apply_transform(pixels, cfg, src, dst, inverse)
-    done = apply_exact_frames(flat.reshape(chunks, -1, 3), cfg, src, dst, inverse)
-    return done.reshape(pixels.shape)
+    chunks = np.array_split(pixels.reshape(-1, 3), os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+        done = list(pool.map(lambda c: color.apply_transform(c, cfg, src, dst, inverse), chunks))
+    return np.concatenate(done).reshape(pixels.shape)
