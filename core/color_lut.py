@@ -118,7 +118,9 @@ def baked_lut(
     grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1)
     sampled = _apply_in_chunks(grid.float().numpy(), cfg, src, dst, inverse)
     table = target.encode(torch.from_numpy(sampled).double()).float().contiguous()
-    return BakedLUT(table, _cells_off_by(table, cfg, src, dst, inverse, source, target), source, target)
+    return BakedLUT(
+        table, _cells_off_by(table, cfg, src, dst, inverse, source, target), source, target
+    )
 
 
 CELL_TOLERANCE = 7e-4  # display-space error at a cell's probes above which the cell is exact
@@ -203,7 +205,7 @@ def trilinear(table: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
 
 
 def _cell_index(coords: torch.Tensor, n: int) -> torch.Tensor:
-    cell = (coords.nan_to_num(0.0).clamp(0.0, 1.0) * (n - 1)).floor().clamp(max=n - 2).long()
+    cell = (coords.clamp(0.0, 1.0) * (n - 1)).floor().clamp(max=n - 2).long()
     return (cell * torch.tensor([(n - 1) ** 2, n - 1, 1], device=coords.device)).sum(dim=1)
 
 
@@ -244,7 +246,7 @@ CHUNK_PIXELS = 1 << 21  # about one 1080p frame
 
 def _through_lut(rgb, lut: BakedLUT, interpolation: str, cfg, src, dst, inverse) -> torch.Tensor:
     inside = ((rgb >= lut.source.low) & (rgb <= lut.source.high)).all(dim=1)
-    coords = lut.source.to_unit(rgb)
+    coords = lut.source.to_unit(rgb).nan_to_num_(0.0)  # NaN pixels take the exact path below
     result = lut.target.decode(INTERPOLATIONS[interpolation](lut.table, coords))
     inside &= ~lut.exact_cells[_cell_index(coords, lut.size)]
     outside = (~inside).nonzero()[:, 0]
@@ -274,10 +276,40 @@ def apply_exact_frames(
     return np.stack(done)
 
 
-
 def _apply_in_chunks(pixels: np.ndarray, cfg, src: str, dst, inverse: bool) -> np.ndarray:
     """The exact transform of many pixels [..., 3] on all cores (for baking)."""
     chunks = np.array_split(pixels.reshape(-1, 3), os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
         done = list(pool.map(lambda c: color.apply_transform(c, cfg, src, dst, inverse), chunks))
     return np.concatenate(done).reshape(pixels.shape)
+
+
+def lut_error(
+    pixels: np.ndarray, cfg: color.ColorConfig, src: str, dst, inverse: bool = False, **lut_options
+) -> np.ndarray:
+    """Per pixel, the display-space error of :func:`apply_lut_transform` against OCIO's exact
+    processor (see :func:`display_error`)."""
+    dst = color.target_of(cfg, dst)
+    approximate = apply_lut_transform(
+        torch.from_numpy(pixels), cfg, src, dst, inverse, **lut_options
+    )
+    exact = color.apply_transform(pixels, cfg, src, dst, inverse)
+    return display_error(approximate.numpy(), exact, cfg, src, dst, inverse)
+
+
+def full_range_samples(cfg: color.ColorConfig, space, count: int, seed: int = 0) -> np.ndarray:
+    """Test colours over the whole range a LUT input in ``space`` may see.
+
+    Scene-linear: magnitudes log-uniform from 1e-4 to 100, hues with saturated and out-of-gamut
+    (negative) components. Other spaces: uniform in [0, 1] plus the cube's faces (saturated).
+    """
+    rng = np.random.default_rng(seed)
+    if shaper_for(cfg, color.target_of(cfg, space)).kind == "log":
+        magnitude = np.exp(rng.uniform(np.log(1e-4), np.log(100.0), (count, 1)))
+        hue = rng.uniform(-0.15, 1.0, (count, 3))
+        hue /= np.maximum(hue.max(axis=1, keepdims=True), 1e-3)
+        return (magnitude * hue).astype(np.float32)
+    inside = rng.uniform(0.0, 1.0, (count - count // 4, 3))
+    faces = rng.uniform(0.0, 1.0, (count // 4, 3))
+    faces[np.arange(len(faces)), rng.integers(0, 3, len(faces))] = rng.integers(0, 2, len(faces))
+    return np.concatenate([inside, faces]).astype(np.float32)

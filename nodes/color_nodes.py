@@ -18,7 +18,6 @@ from .common import (
     to_tensor,
 )
 
-
 PRECISIONS = ["lut", "exact"]
 
 
