@@ -102,7 +102,6 @@ class BakedLUT:
         return self.table.shape[0]
 
 
-@functools.lru_cache(maxsize=16)
 def baked_lut(
     cfg: color.ColorConfig,
     src: str,
@@ -110,7 +109,15 @@ def baked_lut(
     inverse: bool = False,
     size: int = DEFAULT_LUT_SIZE,
 ) -> BakedLUT:
-    """Sample OCIO's exact processor on a ``size``^3 grid of the input shaper (on the CPU)."""
+    """Sample OCIO's exact processor on a ``size``^3 grid of the input shaper (on the CPU);
+    cached per (config, src, dst, direction, size) however the arguments are given."""
+    return _baked_lut(cfg, src, dst, inverse, size)
+
+
+@functools.lru_cache(maxsize=16)
+def _baked_lut(
+    cfg: color.ColorConfig, src: str, dst: str | color.DisplayView, inverse: bool, size: int
+) -> BakedLUT:
     source, target = shaper_for(cfg, src), shaper_for(cfg, dst)
     if inverse:
         source, target = target, source
@@ -166,7 +173,7 @@ def _lut_on_device(
     return BakedLUT(lut.table.to(device), lut.exact_cells.to(device), lut.source, lut.target)
 
 
-register_cache("OCIO LUTs", baked_lut)
+register_cache("OCIO LUTs", _baked_lut)
 register_cache("OCIO LUTs on devices", _lut_on_device)
 
 

@@ -121,9 +121,9 @@ def test_alpha_passes_unchanged_and_the_input_is_left_alone(cfg, coarse_lut_with
 
 def test_luts_are_cached_and_freed_by_unload_models(cfg):
     first = color_lut.baked_lut(cfg, "ACEScg", SRGB_ENCODED, False, 17)
-    assert color_lut.baked_lut(cfg, "ACEScg", SRGB_ENCODED, False, 17) is first
+    assert color_lut.baked_lut(cfg, "ACEScg", SRGB_ENCODED, inverse=False, size=17) is first
     caches.release_models()
-    assert color_lut.baked_lut.cache_info().currsize == 0
+    assert color_lut._baked_lut.cache_info().currsize == 0
     assert color_lut._lut_on_device.cache_info().currsize == 0
 
 
