@@ -136,7 +136,7 @@ CELL_PROBES = [(0.5, 0.5, 0.5), (0.75, 0.5, 0.25), (0.25, 0.75, 0.5), (0.5, 0.25
 
 
 def _cells_off_by(table, cfg, src, dst, inverse, source: Shaper, target: Shaper) -> torch.Tensor:
-    """The cells whose centre the LUT misses by more than the tolerance in display space (they
+    """The cells where the LUT misses a probe by more than the tolerance in display space (they
     hold a kink or a steep part of the transform: ACES 2.0's gamut compression, a sign change of
     an encoding). For an inverse transform both results are mapped back through the forward one.
     """
