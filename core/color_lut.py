@@ -1,0 +1,322 @@
+"""OCIO transforms on the compute device: the exact processor baked into a shaper + 3D LUT.
+
+The LUT is exact sampling: OCIO's CPU processor applied to a grid of shaper-space values. Each
+side of the LUT has a shaper chosen by the colour space's encoding:
+
+- scene-linear spaces (ACEScg, lin_rec709 ...) are sampled and stored in ACEScct, a log curve
+  with a linear toe, over ``[-LINEAR_FLOOR, LINEAR_CEILING]`` on the input side;
+- every other space (display-referred, sRGB-encoded, log ...) is sampled over ``[0, 1]`` as it is.
+
+The LUT is applied in torch on the image's device with tetrahedral interpolation. Pixels outside
+the LUT's input range (and NaN/Inf) are never clamped: they go through the exact CPU processor,
+so the LUT only changes values by its (measured) interpolation error.
+
+>>> import torch
+>>> from latentmirror.core import color
+>>> cfg = color.resolve_config("ocio://studio-config-latest")
+>>> grey = torch.full((1, 1, 3), 0.18)
+>>> out = apply_lut_transform(grey, cfg, "lin_rec709", "sRGB Encoded Rec.709 (sRGB)")
+>>> round(float(out[0, 0, 0]), 3)
+0.461
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import PyOpenColorIO as ocio
+import torch
+import torch.nn.functional as F
+
+from . import color
+from .caches import register_cache
+from .errors import error
+
+DEFAULT_LUT_SIZE = 129  # 65 needs 2-5x more pixels on the exact path for the same error
+LINEAR_FLOOR = 2.0**-7  # scene-linear inputs below -LINEAR_FLOOR go through the exact path
+LINEAR_CEILING = 2.0**10  # ... and above LINEAR_CEILING (ACEScct's linear toe ends at 2^-7)
+
+# ACEScct (S-2016-001): a log2 curve with a linear toe; invertible over all reals
+_CCT_A, _CCT_B, _CCT_BREAK_LIN = 10.5402377416545, 0.0729055341958355, 0.0078125
+_CCT_BREAK = 0.155251141552511
+
+
+def _to_cct(x: torch.Tensor) -> torch.Tensor:
+    logged = (torch.log2(x.clamp_min(_CCT_BREAK_LIN)) + 9.72) / 17.52
+    return torch.where(x <= _CCT_BREAK_LIN, _CCT_A * x + _CCT_B, logged)
+
+
+def _from_cct(y: torch.Tensor) -> torch.Tensor:
+    return torch.where(y <= _CCT_BREAK, (y - _CCT_B) / _CCT_A, torch.exp2(y * 17.52 - 9.72))
+
+
+@dataclass(frozen=True)
+class Shaper:
+    """How one side of the LUT encodes values: ``log`` (ACEScct) or ``identity``."""
+
+    kind: str
+    low: float  # the input range, in linear values (only the input side uses it)
+    high: float
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return _to_cct(x) if self.kind == "log" else x
+
+    def decode(self, y: torch.Tensor) -> torch.Tensor:
+        return _from_cct(y) if self.kind == "log" else y
+
+    def to_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """Input values -> [0, 1] grid coordinates."""
+        low, high = self.encode(torch.tensor([self.low, self.high], dtype=torch.float64)).tolist()
+        return (self.encode(x) - low) / (high - low)
+
+    def from_unit(self, u: torch.Tensor) -> torch.Tensor:
+        low, high = self.encode(torch.tensor([self.low, self.high], dtype=torch.float64)).tolist()
+        return self.decode(u * (high - low) + low)
+
+
+def shaper_for(cfg: color.ColorConfig, target: str | color.DisplayView) -> Shaper:
+    """The shaper of a colour space (or a display/view's display colour space)."""
+    if isinstance(target, color.DisplayView):
+        return Shaper("identity", 0.0, 1.0)
+    space = cfg.config.getColorSpace(target)
+    scene = space.getReferenceSpaceType() == ocio.REFERENCE_SPACE_SCENE and not space.isData()
+    encoding = space.getEncoding() if hasattr(space, "getEncoding") else ""
+    if scene and encoding in ("scene-linear", ""):
+        return Shaper("log", -LINEAR_FLOOR, LINEAR_CEILING)
+    return Shaper("identity", 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class BakedLUT:
+    table: torch.Tensor  # [size, size, size, 3]: index [r, g, b], values in the output shaper
+    exact_cells: torch.Tensor  # [(size-1)^3] bool: cells that interpolate badly take the exact path
+    source: Shaper
+    target: Shaper
+
+    @property
+    def size(self) -> int:
+        return self.table.shape[0]
+
+
+def baked_lut(
+    cfg: color.ColorConfig,
+    src: str,
+    dst: str | color.DisplayView,
+    inverse: bool = False,
+    size: int = DEFAULT_LUT_SIZE,
+) -> BakedLUT:
+    """Sample OCIO's exact processor on a ``size``^3 grid of the input shaper (on the CPU);
+    cached per (config, src, dst, direction, size) however the arguments are given."""
+    return _baked_lut(cfg, src, dst, inverse, size)
+
+
+@functools.lru_cache(maxsize=16)
+def _baked_lut(
+    cfg: color.ColorConfig, src: str, dst: str | color.DisplayView, inverse: bool, size: int
+) -> BakedLUT:
+    source, target = shaper_for(cfg, src), shaper_for(cfg, dst)
+    if inverse:
+        source, target = target, source
+    axis = source.from_unit(torch.linspace(0.0, 1.0, size, dtype=torch.float64))
+    grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1)
+    sampled = _apply_in_chunks(grid.float().numpy(), cfg, src, dst, inverse)
+    table = target.encode(torch.from_numpy(sampled).double()).float().contiguous()
+    return BakedLUT(
+        table, _cells_off_by(table, cfg, src, dst, inverse, source, target), source, target
+    )
+
+
+CELL_TOLERANCE = 7e-4  # display-space error at a cell's probes above which the cell is exact
+# where each cell is probed (fractions of the cell): its centre and points inside its tetrahedra
+CELL_PROBES = [(0.5, 0.5, 0.5), (0.75, 0.5, 0.25), (0.25, 0.75, 0.5), (0.5, 0.25, 0.75)]
+
+
+def _cells_off_by(table, cfg, src, dst, inverse, source: Shaper, target: Shaper) -> torch.Tensor:
+    """The cells where the LUT misses a probe by more than the tolerance in display space (they
+    hold a kink or a steep part of the transform: ACES 2.0's gamut compression, a sign change of
+    an encoding). For an inverse transform both results are mapped back through the forward one.
+    """
+    n = table.shape[0]
+    corners_1d = torch.arange(n - 1, dtype=torch.float64)
+    corners = torch.stack(torch.meshgrid(corners_1d, corners_1d, corners_1d, indexing="ij"), -1)
+    probes = torch.tensor(CELL_PROBES, dtype=torch.float64)
+    probes_at = ((corners.reshape(-1, 1, 3) + probes) / (n - 1)).reshape(-1, 3)
+    exact = _apply_in_chunks(source.from_unit(probes_at).float().numpy(), cfg, src, dst, inverse)
+    interpolated = target.decode(tetrahedral(table.double(), probes_at)).float().numpy()
+    off = display_error(interpolated, exact, cfg, src, dst, inverse).reshape(-1, len(CELL_PROBES))
+    off = off.max(axis=1)
+    return torch.from_numpy(~(off <= CELL_TOLERANCE))  # NaN counts as off
+
+
+def display_error(
+    approximate: np.ndarray, exact: np.ndarray, cfg, src: str, dst, inverse: bool
+) -> np.ndarray:
+    """Per pixel, the largest channel error in display space, relative above 1.
+
+    For an inverse transform both results are mapped back through the exact forward transform.
+    """
+    if inverse:
+        approximate = _apply_in_chunks(approximate, cfg, src, dst, False)
+        exact = _apply_in_chunks(exact, cfg, src, dst, False)
+    return (np.abs(approximate - exact) / np.maximum(1.0, np.abs(exact))).max(axis=-1)
+
+
+@functools.lru_cache(maxsize=16)
+def _lut_on_device(
+    cfg: color.ColorConfig, src: str, dst, inverse: bool, size: int, device: str
+) -> BakedLUT:
+    lut = baked_lut(cfg, src, dst, inverse, size)
+    return BakedLUT(lut.table.to(device), lut.exact_cells.to(device), lut.source, lut.target)
+
+
+register_cache("OCIO LUTs", _baked_lut)
+register_cache("OCIO LUTs on devices", _lut_on_device)
+
+
+def tetrahedral(table: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    """Tetrahedral interpolation of ``table`` [N, N, N, C] at ``coords`` [P, 3] in [0, 1].
+
+    The cube around a point splits into six tetrahedra along its main diagonal; the one holding
+    the point is the path from corner 000 to 111 that steps first along the axis of the largest
+    fraction f1, then the middle one f2, then the smallest f3, weighted (1-f1, f1-f2, f2-f3, f3).
+    No sort: the second corner is the far corner less the step of the smallest fraction.
+    """
+    n = table.shape[0]
+    flat = table.reshape(n * n * n, -1)
+    scaled = coords.clamp(0.0, 1.0).mul_(n - 1)
+    base = scaled.floor().clamp_(max=n - 2)
+    fractions = scaled.sub_(base)
+    strides = torch.tensor([n * n, n, 1], dtype=coords.dtype, device=coords.device)
+    corner = (base @ strides).long()  # exact: n^3 < 2^24
+    f1, largest = fractions.max(dim=1)
+    f3, smallest = fractions.min(dim=1)
+    f2 = fractions.sum(dim=1).sub_(f1).sub_(f3)
+    strides = strides.long()
+    last = corner + int(strides.sum())
+    corners = torch.cat([corner, corner + strides[largest], last - strides[smallest], last])
+    values = flat.index_select(0, corners).view(4, -1, flat.shape[1])  # one gather
+    weights = torch.stack([1.0 - f1, f1 - f2, f2.sub_(f3), f3])[..., None]
+    return (values * weights).sum(dim=0)
+
+
+def trilinear(table: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    """Trilinear interpolation (the reference for :func:`tetrahedral`), via ``grid_sample``."""
+    volume = table.permute(3, 0, 1, 2)[None]  # [1, C, R, G, B]: grid_sample's x is the last axis
+    grid = (coords.clamp(0.0, 1.0) * 2.0 - 1.0).flip(-1)[None, :, None, None, :]
+    sampled = F.grid_sample(volume, grid, mode="bilinear", align_corners=True)
+    return sampled[0, :, :, 0, 0].T
+
+
+def _cell_index(coords: torch.Tensor, n: int) -> torch.Tensor:
+    cell = (coords.clamp(0.0, 1.0) * (n - 1)).floor().clamp(max=n - 2).long()
+    return (cell * torch.tensor([(n - 1) ** 2, n - 1, 1], device=coords.device)).sum(dim=1)
+
+
+INTERPOLATIONS = {"tetrahedral": tetrahedral, "trilinear": trilinear}
+
+
+def apply_lut_transform(
+    pixels: torch.Tensor,
+    cfg: color.ColorConfig,
+    src: str,
+    dst: str | color.DisplayView,
+    inverse: bool = False,
+    size: int = DEFAULT_LUT_SIZE,
+    interpolation: str = "tetrahedral",
+) -> torch.Tensor:
+    """:func:`color.apply_transform` through the baked LUT, on ``pixels``' device.
+
+    ``pixels`` is [..., 3] or [..., 4] (alpha passes unchanged). Pixels outside the LUT's input
+    range, and non-finite ones, take the exact CPU path. Returns a new float32 tensor.
+    """
+    channels = pixels.shape[-1]
+    if channels not in (3, 4):
+        raise error(f"colour transforms need 3 or 4 channels, got {channels}")
+    source_name = color.find_colorspace(cfg, src)
+    target = color.target_of(cfg, dst)
+    lut = _lut_on_device(cfg, source_name, target, inverse, size, str(pixels.device))
+    out = pixels.to(torch.float32).clone()
+    rgb = out[..., :3].reshape(-1, 3)  # a copy when there is alpha: written back below
+    for start in range(0, len(rgb), CHUNK_PIXELS):  # bounded memory for long batches
+        chunk = rgb[start : start + CHUNK_PIXELS]
+        chunk[:] = _through_lut(chunk, lut, interpolation, cfg, source_name, target, inverse)
+    out[..., :3] = rgb.reshape(out[..., :3].shape)
+    return out
+
+
+CHUNK_PIXELS = 1 << 21  # about one 1080p frame
+
+
+def _through_lut(rgb, lut: BakedLUT, interpolation: str, cfg, src, dst, inverse) -> torch.Tensor:
+    inside = ((rgb >= lut.source.low) & (rgb <= lut.source.high)).all(dim=1)
+    coords = lut.source.to_unit(rgb).nan_to_num_(0.0)  # NaN pixels take the exact path below
+    result = lut.target.decode(INTERPOLATIONS[interpolation](lut.table, coords))
+    inside &= ~lut.exact_cells[_cell_index(coords, lut.size)]
+    outside = (~inside).nonzero()[:, 0]
+    if outside.numel():  # out of range, NaN/Inf, or in a cell the LUT misses
+        exact = _apply_in_chunks(rgb[outside].cpu().numpy(), cfg, src, dst, inverse)
+        result[outside] = torch.from_numpy(exact).to(result.device)
+    return result
+
+
+def apply_exact_frames(
+    frames: np.ndarray,
+    cfg: color.ColorConfig,
+    src: str,
+    dst: str | color.DisplayView,
+    inverse: bool = False,
+    workers: int | None = None,
+) -> np.ndarray:
+    """:func:`color.apply_transform` over a batch [B, ..., C], one frame per worker thread.
+
+    OCIO releases the GIL while it processes, so frames run in parallel on the CPU cores.
+    """
+    workers = workers or min(len(frames), os.cpu_count() or 1) or 1
+    if workers <= 1 or len(frames) <= 1:
+        return color.apply_transform(frames, cfg, src, dst, inverse=inverse)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        done = list(pool.map(lambda f: color.apply_transform(f, cfg, src, dst, inverse), frames))
+    return np.stack(done)
+
+
+def _apply_in_chunks(pixels: np.ndarray, cfg, src: str, dst, inverse: bool) -> np.ndarray:
+    """The exact transform of many pixels [..., 3] on all cores (for baking)."""
+    chunks = np.array_split(pixels.reshape(-1, 3), os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+        done = list(pool.map(lambda c: color.apply_transform(c, cfg, src, dst, inverse), chunks))
+    return np.concatenate(done).reshape(pixels.shape)
+
+
+def lut_error(
+    pixels: np.ndarray, cfg: color.ColorConfig, src: str, dst, inverse: bool = False, **lut_options
+) -> np.ndarray:
+    """Per pixel, the display-space error of :func:`apply_lut_transform` against OCIO's exact
+    processor (see :func:`display_error`)."""
+    dst = color.target_of(cfg, dst)
+    approximate = apply_lut_transform(
+        torch.from_numpy(pixels), cfg, src, dst, inverse, **lut_options
+    )
+    exact = color.apply_transform(pixels, cfg, src, dst, inverse)
+    return display_error(approximate.numpy(), exact, cfg, src, dst, inverse)
+
+
+def full_range_samples(cfg: color.ColorConfig, space, count: int, seed: int = 0) -> np.ndarray:
+    """Test colours over the whole range a LUT input in ``space`` may see.
+
+    Scene-linear: magnitudes log-uniform from 1e-4 to 100, hues with saturated and out-of-gamut
+    (negative) components. Other spaces: uniform in [0, 1] plus the cube's faces (saturated).
+    """
+    rng = np.random.default_rng(seed)
+    if shaper_for(cfg, color.target_of(cfg, space)).kind == "log":
+        magnitude = np.exp(rng.uniform(np.log(1e-4), np.log(100.0), (count, 1)))
+        hue = rng.uniform(-0.15, 1.0, (count, 3))
+        hue /= np.maximum(hue.max(axis=1, keepdims=True), 1e-3)
+        return (magnitude * hue).astype(np.float32)
+    inside = rng.uniform(0.0, 1.0, (count - count // 4, 3))
+    faces = rng.uniform(0.0, 1.0, (count // 4, 3))
+    faces[np.arange(len(faces)), rng.integers(0, 3, len(faces))] = rng.integers(0, 2, len(faces))
+    return np.concatenate([inside, faces]).astype(np.float32)

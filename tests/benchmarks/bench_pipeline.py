@@ -1,0 +1,172 @@
+"""Benchmark: a 1080p resynthesis graph from latents, its stages' shares, and colour accuracy.
+
+Load Latents -> Resynthesize (1920x1080) -> OCIO Transform (inverse ACES 2.0 SDR display) ->
+Save EXR Sequence (half, zip), on the bundled demo model, run through the node classes in chunks
+of frames, once with the OCIO Transform's ``lut`` precision and once with ``exact``. Then an EXR
+copy (Load EXR Sequence -> Save EXR Sequence) against a bare OpenImageIO read/write loop, and
+the LUT's display-space error against OCIO's exact processor over the full range (uniform
+display values and the cube's faces) and over a photo plate's pixels (china.jpg, 256x144).
+The machine may be shared: compare the ratios within one run.
+
+Run: ``.venv/bin/python tests/benchmarks/bench_pipeline.py [--frames 96] [--chunk 8]``.
+Last line: ``resynth_fps_1080=... colour_share=... exr_overhead=... colour_p99_error=...
+colour_max_error=... colour_plate_max_error=...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import importlib.util
+import os
+import sys
+import tempfile
+import time
+from collections import defaultdict
+
+import numpy as np
+import OpenImageIO as oiio
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.append(os.path.dirname(ROOT))  # last: never hides an installed package
+DEMO_MODEL = "latentmirror-demo-faces-64.safetensors"
+DISPLAY_VIEW = "sRGB - Display/ACES 2.0 - SDR 100 nits (Rec.709)"
+WIDTH, HEIGHT = 1920, 1080
+
+
+def write_latents(folder: str, frames: int) -> str:
+    from latentmirror.core.fit import plan_fit
+    from latentmirror.core.latents import GanLatent, save_latents
+    from latentmirror.nodes.gan_nodes import LoadGAN
+
+    (model,) = LoadGAN().load(DEMO_MODEL, "float32")
+    z = torch.randn(frames, model.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ws = model.mapping(z, 0.7)
+    fit = plan_fit("stretch", HEIGHT, WIDTH, model.resolution)  # plate size: 1920x1080 out
+    latent = GanLatent(ws, "w_plus", model.content_hash, list(range(1001, 1001 + frames)), fit)
+    return save_latents(latent, os.path.join(folder, "shot.safetensors"))
+
+
+def render(latents: str, out: str, precision: str, chunk: int) -> dict[str, float]:
+    """Seconds per stage for the whole shot, the graph run on ``chunk`` frames at a time."""
+    from latentmirror.nodes.color_nodes import OCIOTransform
+    from latentmirror.nodes.exr_nodes import SaveEXRSequence
+    from latentmirror.nodes.gan_nodes import LoadGAN
+    from latentmirror.nodes.invert_nodes import LoadLatentsNode
+    from latentmirror.nodes.resynth_nodes import ResynthesizeNode
+
+    seconds: dict[str, float] = defaultdict(float)
+    (model,) = LoadGAN().load(DEMO_MODEL, "float32")
+    began = time.perf_counter()
+    (latent,) = LoadLatentsNode().load(latents)
+    seconds["load latents"] += time.perf_counter() - began
+    for start in range(0, len(latent), chunk):
+        part = latent.select(list(range(start, min(start + chunk, len(latent)))))
+        began = time.perf_counter()
+        (images,) = ResynthesizeNode().run(model, part, 1.0, "const", batch_size=chunk)
+        resynthesized = time.perf_counter()
+        (scene,) = OCIOTransform().transform(
+            images, "ACEScg", DISPLAY_VIEW, "inverse", "", precision
+        )
+        coloured = time.perf_counter()
+        SaveEXRSequence().save(scene, out, "half", "zip", "overwrite", start_frame=1001 + start)
+        seconds["resynthesize"] += resynthesized - began
+        seconds["colour"] += coloured - resynthesized
+        seconds["save exr"] += time.perf_counter() - coloured
+    return dict(seconds)
+
+
+def copy_through_nodes(plate: str, out: str, chunk: int, frames: int) -> float:
+    from latentmirror.nodes.exr_nodes import LoadEXRSequence, SaveEXRSequence
+
+    began = time.perf_counter()
+    for start in range(0, frames, chunk):
+        wanted = f"{1001 + start}-{1000 + min(start + chunk, frames)}"
+        images, mask, info = LoadEXRSequence().load(plate, wanted, "error")
+        SaveEXRSequence().save(images, out, "half", "zip", "overwrite", info, mask=mask)
+    return time.perf_counter() - began
+
+
+def copy_bare_oiio(plate: str, out: str) -> float:
+    began = time.perf_counter()
+    for path in sorted(glob.glob(plate.replace("####", "*"))):
+        pixels = oiio.ImageBuf(path).get_pixels(oiio.FLOAT)
+        spec = oiio.ImageSpec(pixels.shape[1], pixels.shape[0], pixels.shape[2], oiio.HALF)
+        spec.attribute("compression", "zip")
+        target = oiio.ImageOutput.create(path)
+        target.open(os.path.join(out, os.path.basename(path)), spec)
+        target.write_image(pixels)
+        target.close()
+    return time.perf_counter() - began
+
+
+def colour_errors() -> tuple[float, float, float]:
+    """p99 and max over the full display range, and max over a photo plate, of the LUT."""
+    from latentmirror.core import color, color_lut
+
+    cfg = color.resolve_config("")
+    view = color.parse_target(cfg, DISPLAY_VIEW)
+    full = color_lut.full_range_samples(cfg, view, 200_000)
+    full_error = color_lut.lut_error(full, cfg, "ACEScg", view, True)
+    spec = importlib.util.spec_from_file_location("demo_plate", f"{ROOT}/installers/demo_plate.py")
+    demo_plate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo_plate)
+    photo = demo_plate.photo_frames("china.jpg", 1, 256, 144).reshape(-1, 3)
+    shown = color.apply_transform(photo, cfg, "ACEScg", view)
+    plate_error = color_lut.lut_error(shown, cfg, "ACEScg", view, True)
+    return float(np.percentile(full_error, 99)), float(full_error.max()), float(plate_error.max())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=96)
+    parser.add_argument("--chunk", type=int, default=8)
+    args = parser.parse_args()
+
+    from latentmirror.core import color, color_lut
+    from latentmirror.host import set_host
+    from latentmirror.plugin.headless import HeadlessHost
+
+    set_host(HeadlessHost(show_progress=False))
+    os.environ.pop("OCIO", None)
+    with tempfile.TemporaryDirectory() as folder:
+        latents = write_latents(folder, args.frames)
+        began = time.perf_counter()  # the LUT is baked once per process: shown apart
+        color_lut.baked_lut(
+            color.resolve_config(""),
+            "ACEScg",
+            color.parse_target(color.resolve_config(""), DISPLAY_VIEW),
+            True,
+        )
+        bake = time.perf_counter() - began
+        print(f"LUT bake (once per transform and process): {bake:.1f} s")
+        totals = {}
+        for precision in ("lut", "exact"):
+            out = os.path.join(folder, precision, "frame.####.exr")
+            stages = render(latents, out, precision, args.chunk)
+            totals[precision] = sum(stages.values())
+            shares = ", ".join(f"{k} {v / totals[precision]:.0%}" for k, v in stages.items())
+            print(f"{precision}: {args.frames / totals[precision]:.2f} fps ({shares})")
+            if precision == "lut":
+                lut_stages = stages
+        print(f"colour lut vs exact: {lut_stages['colour']:.1f} s vs {stages['colour']:.1f} s")
+        plate = os.path.join(folder, "exact", "frame.####.exr")
+        os.makedirs(os.path.join(folder, "bare"))
+        nodes = copy_through_nodes(
+            plate, os.path.join(folder, "copy", "frame.####.exr"), args.chunk, args.frames
+        )
+        bare = copy_bare_oiio(plate, os.path.join(folder, "bare"))
+        print(f"EXR copy: nodes {nodes:.1f} s, bare OIIO {bare:.1f} s")
+    p99, worst, plate_worst = colour_errors()
+    print(
+        f"resynth_fps_1080={args.frames / totals['lut']:.3f} "
+        f"colour_share={lut_stages['colour'] / totals['lut']:.3f} exr_overhead={nodes / bare:.3f} "
+        f"colour_p99_error={p99:.2e} colour_max_error={worst:.2e} "
+        f"colour_plate_max_error={plate_worst:.2e}"
+    )
+
+
+if __name__ == "__main__":
+    main()
