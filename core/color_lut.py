@@ -152,13 +152,13 @@ def _baked_lut(
     key = _disk_key(cfg, src, dst, inverse, size, source, target)
     stored = lut_cache.load_entry(key)
     if stored is not None:
-        return BakedLUT(stored["table"], stored["exact_cells"], source, target)
+        return BakedLUT(stored["table"], stored["exact_cells"].bool(), source, target)
     axis = source.from_unit(torch.linspace(0.0, 1.0, size, dtype=torch.float64))
     grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1)
     sampled = _apply_in_chunks(grid.float().numpy(), cfg, src, dst, inverse)
     table = target.encode(torch.from_numpy(sampled).double()).float().contiguous()
     exact_cells = _cells_off_by(table, cfg, src, dst, inverse, source, target)
-    lut_cache.store_entry(key, {"table": table, "exact_cells": exact_cells})
+    lut_cache.store_entry(key, {"table": table, "exact_cells": exact_cells.to(torch.uint8)})
     return BakedLUT(table, exact_cells, source, target)
 
 
@@ -387,10 +387,15 @@ def _marked_table(lut: BakedLUT) -> torch.Tensor:
 
 def _cpu_processor(transform: ocio.Transform) -> ocio.CPUProcessor:
     """A processor from a config of its own with OCIO's processor cache off: that cache tells
-    3D LUTs of one size apart by too little of their data, and would hand back another LUT."""
+    3D LUTs of one size apart by too little of their data, and would hand back another LUT.
+    Without OCIO's fast log/exp approximations: the shaper must match the bake's (they cost
+    no more here)."""
     config = ocio.Config.CreateRaw()
     config.setProcessorCacheFlags(ocio.PROCESSOR_CACHE_OFF)
-    return config.getProcessor(transform).getDefaultCPUProcessor()
+    exact_log = ocio.OptimizationFlags(
+        int(ocio.OPTIMIZATION_DEFAULT) & ~int(ocio.OPTIMIZATION_FAST_LOG_EXP_POW)
+    )
+    return config.getProcessor(transform).getOptimizedCPUProcessor(exact_log)
 
 
 register_cache("OCIO LUTs as OCIO processors", _lut_in_ocio)

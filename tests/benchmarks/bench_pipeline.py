@@ -2,10 +2,14 @@
 
 Load Latents -> Resynthesize (1920x1080) -> OCIO Transform (inverse ACES 2.0 SDR display) ->
 Save EXR Sequence (half, zip), on the bundled demo model, run through the node classes in chunks
-of frames, once with the OCIO Transform's ``lut`` precision and once with ``exact``. Then an EXR
-copy (Load EXR Sequence -> Save EXR Sequence) against a bare OpenImageIO read/write loop, and
-the LUT's display-space error against OCIO's exact processor over the full range (uniform
-display values and the cube's faces) and over a photo plate's pixels (china.jpg, 256x144).
+of frames, once with the OCIO Transform's ``lut`` precision and once with ``exact``; each
+stage's share of the wall time and its CPU seconds per frame. The LUT's bake is timed apart:
+cold (an empty disk cache) and warm (read from it). Then an EXR copy (Load EXR Sequence -> Save
+EXR Sequence) against a bare OpenImageIO read/write loop, and the LUT's display-space error
+against OCIO's exact processor for ACES 2.0 SDR and sRGB, both directions, over the full range
+(scene-linear magnitudes 1e-4..100 with saturated and out-of-gamut hues, or uniform display
+values and the cube's faces) and over a photo plate's pixels (china.jpg, 256x144). The last
+line's errors are those of the graph's transform (inverse ACES 2.0 SDR).
 The machine may be shared: compare the ratios within one run.
 
 Run: ``.venv/bin/python tests/benchmarks/bench_pipeline.py [--frames 96] [--chunk 8]``.
@@ -49,33 +53,45 @@ def write_latents(folder: str, frames: int) -> str:
     return save_latents(latent, os.path.join(folder, "shot.safetensors"))
 
 
-def render(latents: str, out: str, precision: str, chunk: int) -> dict[str, float]:
-    """Seconds per stage for the whole shot, the graph run on ``chunk`` frames at a time."""
+def render(latents: str, out: str, precision: str, chunk: int) -> dict[str, Stage]:
+    """Wall and CPU seconds per stage for the whole shot, the graph run on ``chunk`` frames at a
+    time (CPU seconds: the process's, all threads; the machine may be shared)."""
     from latentmirror.nodes.color_nodes import OCIOTransform
     from latentmirror.nodes.exr_nodes import SaveEXRSequence
     from latentmirror.nodes.gan_nodes import LoadGAN
     from latentmirror.nodes.invert_nodes import LoadLatentsNode
     from latentmirror.nodes.resynth_nodes import ResynthesizeNode
 
-    seconds: dict[str, float] = defaultdict(float)
+    stages: dict[str, Stage] = defaultdict(Stage)
     (model,) = LoadGAN().load(DEMO_MODEL, "float32")
-    began = time.perf_counter()
-    (latent,) = LoadLatentsNode().load(latents)
-    seconds["load latents"] += time.perf_counter() - began
+    with stages["load latents"]:
+        (latent,) = LoadLatentsNode().load(latents)
     for start in range(0, len(latent), chunk):
         part = latent.select(list(range(start, min(start + chunk, len(latent)))))
-        began = time.perf_counter()
-        (images,) = ResynthesizeNode().run(model, part, 1.0, "const", batch_size=chunk)
-        resynthesized = time.perf_counter()
-        (scene,) = OCIOTransform().transform(
-            images, "ACEScg", DISPLAY_VIEW, "inverse", "", precision
-        )
-        coloured = time.perf_counter()
-        SaveEXRSequence().save(scene, out, "half", "zip", "overwrite", start_frame=1001 + start)
-        seconds["resynthesize"] += resynthesized - began
-        seconds["colour"] += coloured - resynthesized
-        seconds["save exr"] += time.perf_counter() - coloured
-    return dict(seconds)
+        with stages["resynthesize"]:
+            (images,) = ResynthesizeNode().run(model, part, 1.0, "const", batch_size=chunk)
+        with stages["colour"]:
+            (scene,) = OCIOTransform().transform(
+                images, "ACEScg", DISPLAY_VIEW, "inverse", "", precision
+            )
+        with stages["save exr"]:
+            SaveEXRSequence().save(scene, out, "half", "zip", "overwrite", start_frame=1001 + start)
+    return dict(stages)
+
+
+class Stage:
+    """Wall and process CPU seconds spent inside ``with stage:`` blocks."""
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = 0.0
+
+    def __enter__(self) -> Stage:
+        self._began = (time.perf_counter(), time.process_time())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall += time.perf_counter() - self._began[0]
+        self.cpu += time.process_time() - self._began[1]
 
 
 def copy_through_nodes(plate: str, out: str, chunk: int, frames: int) -> float:
@@ -102,21 +118,40 @@ def copy_bare_oiio(plate: str, out: str) -> float:
     return time.perf_counter() - began
 
 
-def colour_errors() -> tuple[float, float, float]:
-    """p99 and max over the full display range, and max over a photo plate, of the LUT."""
+TRANSFORMS = {"ACES 2.0 SDR": DISPLAY_VIEW, "sRGB": "sRGB Encoded Rec.709 (sRGB)"}
+
+
+def colour_errors(dst: str, inverse: bool) -> tuple[float, float, float]:
+    """p99 and max over the full range, and max over a photo plate, of the LUT against OCIO's
+    exact processor, in display space (see color_lut.display_error)."""
     from latentmirror.core import color, color_lut
 
     cfg = color.resolve_config("")
-    view = color.parse_target(cfg, DISPLAY_VIEW)
-    full = color_lut.full_range_samples(cfg, view, 200_000)
-    full_error = color_lut.lut_error(full, cfg, "ACEScg", view, True)
+    target = color.parse_target(cfg, dst)
+    full = color_lut.full_range_samples(cfg, target if inverse else "ACEScg", 200_000)
+    full_error = color_lut.lut_error(full, cfg, "ACEScg", target, inverse)
     spec = importlib.util.spec_from_file_location("demo_plate", f"{ROOT}/installers/demo_plate.py")
     demo_plate = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(demo_plate)
     photo = demo_plate.photo_frames("china.jpg", 1, 256, 144).reshape(-1, 3)
-    shown = color.apply_transform(photo, cfg, "ACEScg", view)
-    plate_error = color_lut.lut_error(shown, cfg, "ACEScg", view, True)
+    plate = color.apply_transform(photo, cfg, "ACEScg", target) if inverse else photo
+    plate_error = color_lut.lut_error(plate, cfg, "ACEScg", target, inverse)
     return float(np.percentile(full_error, 99)), float(full_error.max()), float(plate_error.max())
+
+
+def bake_seconds(folder: str) -> tuple[float, float]:
+    """The graph's LUT baked into an empty disk cache (cold), then loaded from it (warm)."""
+    from latentmirror.core import caches, color, color_lut
+
+    os.environ["LATENTMIRROR_LUT_CACHE"] = os.path.join(folder, "luts")
+    cfg = color.resolve_config("")
+    seconds = []
+    for _ in ("cold", "warm"):
+        caches.release_models()  # the in-process caches: the second bake reads the disk
+        began = time.perf_counter()
+        color_lut.baked_lut(cfg, "ACEScg", color.parse_target(cfg, DISPLAY_VIEW), True)
+        seconds.append(time.perf_counter() - began)
+    return seconds[0], seconds[1]
 
 
 def main() -> None:
@@ -125,7 +160,6 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=8)
     args = parser.parse_args()
 
-    from latentmirror.core import color, color_lut
     from latentmirror.host import set_host
     from latentmirror.plugin.headless import HeadlessHost
 
@@ -133,25 +167,29 @@ def main() -> None:
     os.environ.pop("OCIO", None)
     with tempfile.TemporaryDirectory() as folder:
         latents = write_latents(folder, args.frames)
-        began = time.perf_counter()  # the LUT is baked once per process: shown apart
-        color_lut.baked_lut(
-            color.resolve_config(""),
-            "ACEScg",
-            color.parse_target(color.resolve_config(""), DISPLAY_VIEW),
-            True,
-        )
-        bake = time.perf_counter() - began
-        print(f"LUT bake (once per transform and process): {bake:.1f} s")
+        cold, warm = bake_seconds(folder)
+        print(f"LUT bake (once per transform and machine): cold {cold:.1f} s, warm {warm:.2f} s")
         totals = {}
         for precision in ("lut", "exact"):
             out = os.path.join(folder, precision, "frame.####.exr")
             stages = render(latents, out, precision, args.chunk)
-            totals[precision] = sum(stages.values())
-            shares = ", ".join(f"{k} {v / totals[precision]:.0%}" for k, v in stages.items())
-            print(f"{precision}: {args.frames / totals[precision]:.2f} fps ({shares})")
+            totals[precision] = sum(stage.wall for stage in stages.values())
+            shares = ", ".join(
+                f"{name} {stage.wall / totals[precision]:.0%} "
+                f"({stage.cpu / args.frames:.3f} cpu s/frame)"
+                for name, stage in stages.items()
+            )
+            cpu = sum(stage.cpu for stage in stages.values()) / args.frames
+            print(
+                f"{precision}: {args.frames / totals[precision]:.2f} fps, "
+                f"{cpu:.3f} cpu s/frame ({shares})"
+            )
             if precision == "lut":
                 lut_stages = stages
-        print(f"colour lut vs exact: {lut_stages['colour']:.1f} s vs {stages['colour']:.1f} s")
+        print(
+            f"colour lut vs exact: {lut_stages['colour'].wall:.1f} s vs "
+            f"{stages['colour'].wall:.1f} s"
+        )
         plate = os.path.join(folder, "exact", "frame.####.exr")
         os.makedirs(os.path.join(folder, "bare"))
         nodes = copy_through_nodes(
@@ -159,10 +197,21 @@ def main() -> None:
         )
         bare = copy_bare_oiio(plate, os.path.join(folder, "bare"))
         print(f"EXR copy: nodes {nodes:.1f} s, bare OIIO {bare:.1f} s")
-    p99, worst, plate_worst = colour_errors()
+        print("colour error (display space): transform, direction: full p99, full max, plate max")
+        errors = {}
+        for name, dst in TRANSFORMS.items():
+            for inverse in (False, True):
+                errors[name, inverse] = colour_errors(dst, inverse)
+                direction = "inverse" if inverse else "forward"
+                print(
+                    f"  {name}, {direction}: "
+                    + ", ".join(f"{e:.2e}" for e in errors[name, inverse])
+                )
+    p99, worst, plate_worst = errors["ACES 2.0 SDR", True]  # the graph's transform
     print(
         f"resynth_fps_1080={args.frames / totals['lut']:.3f} "
-        f"colour_share={lut_stages['colour'] / totals['lut']:.3f} exr_overhead={nodes / bare:.3f} "
+        f"colour_share={lut_stages['colour'].wall / totals['lut']:.3f} "
+        f"exr_overhead={nodes / bare:.3f} "
         f"colour_p99_error={p99:.2e} colour_max_error={worst:.2e} "
         f"colour_plate_max_error={plate_worst:.2e}"
     )
