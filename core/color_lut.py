@@ -1,4 +1,4 @@
-"""OCIO transforms on the compute device: the exact processor baked into a shaper + 3D LUT.
+"""OCIO transforms at device speed: the exact processor baked into a shaper + 3D LUT.
 
 The LUT is exact sampling: OCIO's CPU processor applied to a grid of shaper-space values. Each
 side of the LUT has a shaper chosen by the colour space's encoding:
@@ -7,9 +7,16 @@ side of the LUT has a shaper chosen by the colour space's encoding:
   with a linear toe, over ``[-LINEAR_FLOOR, LINEAR_CEILING]`` on the input side;
 - every other space (display-referred, sRGB-encoded, log ...) is sampled over ``[0, 1]`` as it is.
 
-The LUT is applied in torch on the image's device with tetrahedral interpolation. Pixels outside
-the LUT's input range (and NaN/Inf) are never clamped: they go through the exact CPU processor,
-so the LUT only changes values by its (measured) interpolation error.
+Cells whose probes miss OCIO by more than ``CELL_TOLERANCE`` in display space are flagged at the
+bake. A baked LUT is kept in memory and on disk (:mod:`.lut_cache`): a later process reads it in
+a fraction of a second instead of baking again.
+
+Two backends apply it with tetrahedral interpolation. On the CPU (``ocio``), OCIO's own
+processor runs the shaper, the LUT and the decode on packed RGBA chunks, on all cores; the
+flagged cells are marked in its copy of the table. Elsewhere (``torch``: CUDA), a few tensor
+ops on the image's device. Either way pixels outside the LUT's input range, NaN/Inf and pixels
+in flagged cells are never clamped or approximated: they go through the exact CPU processor, so
+the LUT only changes values by its (measured) interpolation error.
 
 >>> import torch
 >>> from latentmirror.core import color

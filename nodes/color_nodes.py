@@ -57,9 +57,10 @@ class OCIOTransform:
                 "ocio_config": text_input(OCIO_CONFIG_TOOLTIP),
                 "precision": choice_input(
                     PRECISIONS,
-                    "lut: the transform baked into a 129^3 LUT, applied on the compute device "
-                    "(display-space error under 1e-3 at p99; pixels the LUT cannot reach "
-                    "take the exact path). exact: OCIO's CPU processor, frames in parallel.",
+                    "lut: the transform baked into a 129^3 LUT (cached on disk), run by OCIO "
+                    "on all CPU cores or by torch on a GPU (display-space error under 1e-3 at "
+                    "p99; pixels the LUT cannot reach take the exact path). exact: OCIO's "
+                    "CPU processor, frames in parallel (about 15x slower).",
                 ),
             },
         }
