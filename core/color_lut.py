@@ -277,6 +277,7 @@ def _cell_index(coords: torch.Tensor, n: int) -> torch.Tensor:
 
 
 INTERPOLATIONS = {"tetrahedral": tetrahedral, "trilinear": trilinear}
+BACKENDS = ("ocio", "torch")  # OCIO's CPU processor runs the LUT; torch ops on any device
 
 
 def apply_lut_transform(
@@ -302,6 +303,8 @@ def apply_lut_transform(
     if interpolation not in INTERPOLATIONS:
         raise error(f"interpolation '{interpolation}' is not one of {', '.join(INTERPOLATIONS)}")
     backend = backend or ("ocio" if pixels.device.type == "cpu" else "torch")
+    if backend not in BACKENDS:
+        raise error(f"LUT backend '{backend}' is not one of {', '.join(BACKENDS)}")
     source_name = color.find_colorspace(cfg, src)
     target = color.target_of(cfg, dst)
     if backend == "ocio":

@@ -24,7 +24,7 @@ from .support import installers_module
 SRGB_ENCODED = "sRGB Encoded Rec.709 (sRGB)"
 SDR_DISPLAY_VIEW = "sRGB - Display/ACES 2.0 - SDR 100 nits (Rec.709)"
 P99_BOUND, MAX_BOUND, PLATE_MAX_BOUND = 1e-3, 1e-2, 2e-3
-BACKENDS = ["ocio", "torch"]
+BACKENDS = list(color_lut.BACKENDS)
 
 
 @pytest.fixture(scope="module")
@@ -224,12 +224,38 @@ def test_node_lut_is_the_default_and_close_to_exact(monkeypatch):
     assert (lut - exact).abs().max() < 1e-3
 
 
-def test_node_bad_precision_names_the_input(monkeypatch):
+def _node(precision="fast", channels=3):
+    image = torch.rand(1, 2, 2, channels)
+    return OCIOTransform().transform(image, "ACEScg", SRGB_ENCODED, "forward", "", precision)
+
+
+def _lut(channels=3, **options):
+    pixels = torch.rand(2, 2, channels)
+    cfg = color.resolve_config("ocio://studio-config-latest")
+    return color_lut.apply_lut_transform(pixels, cfg, "ACEScg", SRGB_ENCODED, size=5, **options)
+
+
+# Refused, each with a message that names what is wrong (and, through the node, node and input);
+# nothing is written by these calls. (Damaged and unwritable LUT caches are warned-and-correct:
+# see the disk cache tests below.)
+BAD_INPUT_CASES = [
+    ("node precision", lambda: _node("fast"), ["OCIO Transform", "input 'precision'", "fast"]),
+    ("node lut on 2 channels", lambda: _node("lut", 2), ["OCIO Transform", "2"]),
+    ("lut backend", lambda: _lut(backend="gpu"), ["backend", "gpu", "ocio, torch"]),
+    ("lut interpolation", lambda: _lut(interpolation="cubic"), ["cubic", "tetrahedral"]),
+    ("lut on 5 channels", lambda: _lut(5), ["3 or 4 channels", "5"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "mentions"), [c[1:] for c in BAD_INPUT_CASES], ids=[c[0] for c in BAD_INPUT_CASES]
+)
+def test_bad_input_is_refused_with_a_message_naming_it(monkeypatch, call, mentions):
     monkeypatch.delenv("OCIO", raising=False)
-    image = torch.rand(1, 2, 2, 3)
     with pytest.raises(LatentmirrorError) as caught:
-        OCIOTransform().transform(image, "ACEScg", SRGB_ENCODED, "forward", "", "fast")
-    assert "input 'precision'" in str(caught.value) and "fast" in str(caught.value)
+        call()
+    for mention in mentions:
+        assert mention in str(caught.value)
 
 
 # ---------------------------------------------------------------------------- the disk cache
