@@ -384,15 +384,10 @@ def _marked_table(lut: BakedLUT) -> torch.Tensor:
     its corners has a weight above 0, so the pixel comes out above :data:`MARKED_ABOVE` and
     takes the exact path (as do pixels of the neighbouring cells that share those corners)."""
     cells = lut.size - 1
-    flagged = lut.exact_cells.view(cells, cells, cells)
-    corners = torch.zeros(lut.table.shape[:3], dtype=torch.bool)
-    for r in (0, 1):
-        for g in (0, 1):
-            for b in (0, 1):
-                corners[r : r + cells, g : g + cells, b : b + cells] |= flagged
-    table = lut.table.clone()
-    table[corners] = EXACT_MARKER
-    return table
+    flagged = lut.exact_cells.view(1, 1, cells, cells, cells).float()
+    # a corner is marked when any of the (up to) eight cells around it is flagged
+    corners = F.max_pool3d(flagged, kernel_size=2, stride=1, padding=1)[0, 0] > 0
+    return torch.where(corners[..., None], EXACT_MARKER, lut.table)
 
 
 def _cpu_processor(transform: ocio.Transform, ocio_fast_log: bool) -> ocio.CPUProcessor:
