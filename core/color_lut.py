@@ -12,10 +12,10 @@ bake. A baked LUT is kept in memory and on disk (:mod:`.lut_cache`): a later pro
 a fraction of a second instead of baking again.
 
 Two backends apply it with tetrahedral interpolation. On the CPU (``ocio``), OCIO's own
-processor runs the shaper, the LUT and the decode on packed RGBA chunks, on all cores; the
-flagged cells are marked in its copy of the table. Elsewhere (``torch``: CUDA), a few tensor
-ops on the image's device. Either way pixels outside the LUT's input range, NaN/Inf and pixels
-in flagged cells are never clamped or approximated: they go through the exact CPU processor, so
+processor runs the shaper, the LUT and the decode on packed RGBA chunks on all cores, numpy
+finding the pixels in flagged cells in between. Elsewhere (``torch``: CUDA), a few tensor ops
+on the image's device. Either way pixels outside the LUT's input range, NaN/Inf and pixels in
+flagged cells are never clamped or approximated: they go through the exact CPU processor, so
 the LUT only changes values by its (measured) interpolation error.
 
 >>> import torch
@@ -345,12 +345,18 @@ def _through_lut(rgb, lut: BakedLUT, interpolation: str, cfg, src, dst, inverse)
 
 @dataclass(frozen=True)
 class OcioLUT:
-    """A baked LUT as two OCIO CPU processors, and the input range it covers."""
+    """A baked LUT as OCIO CPU processors, the input range it covers and its flagged cells."""
 
-    lookup: ocio.CPUProcessor  # input values -> the LUT's output shaper (NaN: take the exact path)
+    encode: ocio.CPUProcessor | None  # input values -> grid coordinates in [0, 1] (None: same)
+    lookup: ocio.CPUProcessor  # grid coordinates -> the LUT's output shaper
     decode: ocio.CPUProcessor | None  # the output shaper -> output values (None: the identity)
     low: float
     high: float
+    exact_cells: np.ndarray  # [(size-1)^3] bool, as BakedLUT's
+
+    @property
+    def cells_per_side(self) -> int:
+        return round(len(self.exact_cells) ** (1 / 3))
 
 
 _OCIO_INTERPOLATIONS = {"tetrahedral": ocio.INTERP_TETRAHEDRAL, "trilinear": ocio.INTERP_LINEAR}
@@ -363,31 +369,16 @@ def _lut_in_ocio(
     lut = baked_lut(cfg, src, dst, inverse, size)
     lut3d = ocio.Lut3DTransform(gridSize=lut.size)  # data: [r, g, b] with b fastest, as ours
     lut3d.setInterpolation(_OCIO_INTERPOLATIONS[interpolation])
-    lut3d.setData(_marked_table(lut).numpy().reshape(-1))
-    steps = [step for step in (lut.source.ocio_to_unit(), lut3d) if step is not None]
-    decode = lut.target.ocio_decode()
+    lut3d.setData(lut.table.numpy().reshape(-1))
+    encode, decode = lut.source.ocio_to_unit(), lut.target.ocio_decode()
     return OcioLUT(
-        lookup=_cpu_processor(ocio.GroupTransform(steps), ocio_fast_log=False),
+        encode=_cpu_processor(encode, ocio_fast_log=False) if encode is not None else None,
+        lookup=_cpu_processor(lut3d, ocio_fast_log=False),
         decode=_cpu_processor(decode, ocio_fast_log=True) if decode is not None else None,
         low=lut.source.low,
         high=lut.source.high,
+        exact_cells=lut.exact_cells.numpy(),
     )
-
-
-EXACT_MARKER = 1e30  # OCIO turns NaN in a LUT into 0, so the mark is a value no pixel reaches
-MARKED_ABOVE = 1e20  # a marked corner with the smallest weight a pixel can give it stays above
-
-
-def _marked_table(lut: BakedLUT) -> torch.Tensor:
-    """The table with :data:`EXACT_MARKER` at all eight corners of every cell the LUT misses:
-    whichever tetrahedron OCIO picks for a pixel in such a cell (its faces included), one of
-    its corners has a weight above 0, so the pixel comes out above :data:`MARKED_ABOVE` and
-    takes the exact path (as do pixels of the neighbouring cells that share those corners)."""
-    cells = lut.size - 1
-    flagged = lut.exact_cells.view(1, 1, cells, cells, cells).float()
-    # a corner is marked when any of the (up to) eight cells around it is flagged
-    corners = F.max_pool3d(flagged, kernel_size=2, stride=1, padding=1)[0, 0] > 0
-    return torch.where(corners[..., None], EXACT_MARKER, lut.table)
 
 
 def _cpu_processor(transform: ocio.Transform, ocio_fast_log: bool) -> ocio.CPUProcessor:
@@ -438,14 +429,28 @@ def _ocio_chunk(pixels: np.ndarray, out: np.ndarray, lut: OcioLUT, cfg, src, dst
     rgba = _scratch(len(pixels))  # OCIO's fast path is packed RGBA float (RGB costs 5x)
     _rgb_items(rgba)[:] = _rgb_items(pixels)
     exact = _outside(rgba, lut.low, lut.high)
+    if lut.encode is not None:
+        lut.encode.applyRGBA(rgba)
+    exact |= _in_exact_cells(rgba, lut)
     lut.lookup.applyRGBA(rgba)
-    exact |= _any_channel(rgba > MARKED_ABOVE)  # a cell the LUT misses
     if lut.decode is not None:
         lut.decode.applyRGBA(rgba)
     _rgb_items(out)[:] = _rgb_items(rgba)
     rows = np.flatnonzero(exact)
     if rows.size:
         out[rows, :3] = color.apply_transform(pixels[rows, :3], cfg, src, dst, inverse)
+
+
+def _in_exact_cells(coords: np.ndarray, lut: OcioLUT) -> np.ndarray:
+    """Per pixel of ``coords`` [n, 4] (grid coordinates in RGB, alpha 0): whether its cell (as
+    :func:`_cell_index` finds it) is flagged. Out-of-range and NaN pixels land in some cell."""
+    cells = lut.cells_per_side
+    corner = np.multiply(coords, np.float32(cells))
+    np.floor(corner, out=corner)
+    np.fmax(corner, 0.0, out=corner)  # fmax/fmin, unlike clip, turn NaN into a bound
+    np.fmin(corner, cells - 1.0, out=corner)
+    index = corner @ np.array([cells * cells, cells, 1, 0], np.float32)  # exact: < 2^24
+    return lut.exact_cells[index.astype(np.int32)]
 
 
 def _rgb_items(pixels: np.ndarray) -> np.ndarray:
