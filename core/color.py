@@ -172,7 +172,7 @@ def apply_transform(
     channels = pixels.shape[-1]
     if channels not in (3, 4):
         raise error(f"colour transforms need 3 or 4 channels, got {channels}")
-    processor = _cpu_processor(cfg, find_colorspace(cfg, src), _target(cfg, dst), inverse)
+    processor = _cpu_processor(cfg, find_colorspace(cfg, src), target_of(cfg, dst), inverse)
     out = np.ascontiguousarray(pixels, dtype=np.float32).copy()
     flat = out.reshape(-1)
     (processor.applyRGB if channels == 3 else processor.applyRGBA)(flat)
@@ -233,7 +233,8 @@ def limit_highlights(display: np.ndarray, white: np.ndarray, mode: str) -> np.nd
     return out
 
 
-def _target(cfg: ColorConfig, dst: str | DisplayView) -> str | DisplayView:
+def target_of(cfg: ColorConfig, dst: str | DisplayView) -> str | DisplayView:
+    """``dst`` as :func:`parse_target` resolves it (a DisplayView is already resolved)."""
     return dst if isinstance(dst, DisplayView) else parse_target(cfg, dst)
 
 

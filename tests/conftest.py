@@ -49,8 +49,11 @@ def plate_factory(tmp_path, rng):
 
 @pytest.fixture(autouse=True)
 def _latent_cache_in_tmp(tmp_path_factory, monkeypatch):
-    """Invert's latent cache goes to a per-session temp folder, never the user's ~/.cache."""
+    """Invert's latent cache and the LUT cache go to per-session temp folders, never the user's
+    ~/.cache."""
     monkeypatch.setenv("LATENTMIRROR_CACHE", str(tmp_path_factory.getbasetemp() / "latent-cache"))
+    # baked colour LUTs too: one bake per transform and test session, shared by its tests
+    monkeypatch.setenv("LATENTMIRROR_LUT_CACHE", str(tmp_path_factory.getbasetemp() / "lut-cache"))
 
 
 @pytest.fixture(scope="session")

@@ -116,7 +116,9 @@ READERS = {  # node -> (file it reads in each folder, how it reads the path)
     "Load Latents": ("lat.safetensors", lambda p: LoadLatentsNode().load(p)),
     "OCIO Transform ocio_config": (
         "config.ocio",
-        lambda p: OCIOTransform().transform(IMAGE, "scene_linear", "scene_linear", "forward", p),
+        lambda p: OCIOTransform().transform(
+            IMAGE, "scene_linear", "scene_linear", "forward", p, "exact"
+        ),
     ),
     "Load EXR ocio_config": (
         "config.ocio",
