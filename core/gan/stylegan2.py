@@ -33,8 +33,8 @@ from .ops import (
     bias_act,
     downsample2d,
     modulated_conv2d,
-    prefer_fused_modconv,
     normalize_2nd_moment,
+    prefer_fused_modconv,
     setup_filter,
     upsample2d,
 )

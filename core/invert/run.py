@@ -60,6 +60,12 @@ class _Pending:
     result: LossResult
     extra: dict[str, torch.Tensor]  # the references' pulls and anchors, each []
 
+    def on_device(self) -> torch.Tensor:
+        """[total, each term, each extra, each frame's total] as one float32 vector."""
+        extra = [v.reshape(1) for v in self.extra.values()]
+        parts = [self.total.reshape(1), self.result.terms, *extra, self.result.per_frame]
+        return torch.cat([p.float() for p in parts])
+
 
 @dataclass
 class Run:
@@ -103,22 +109,18 @@ class Run:
         pending, self.pending = self.pending, []
         if not pending:
             return []
-        flat = torch.cat([
-            torch.cat([p.total.reshape(1), p.result.terms, *(v.reshape(1) for v in
-                       p.extra.values()), p.result.per_frame]).float()
-            for p in pending
-        ]).cpu().tolist()  # fmt: skip
+        flat = torch.cat([p.on_device() for p in pending]).cpu().tolist()
         readings, at = [], 0
         for p in pending:
-            count = 1 + len(p.result.labels) + len(p.extra)
-            numbers, per_frame = flat[at : at + count], flat[at + count : at + count + len(p.indices)]
-            at += count + len(p.indices)
+            labels = ["total", *p.result.labels, *p.extra]
+            numbers = flat[at : at + len(labels)]
+            per_frame = flat[at + len(labels) : at + len(labels) + len(p.indices)]
+            at += len(labels) + len(p.indices)
             if not math.isfinite(numbers[0]):
                 raise error(
                     f"the loss became {numbers[0]} (frames {p.indices[0]}-{p.indices[-1]} of the "
                     "batch); lower the learning rate or check the input images for NaN/Inf"
                 )
-            labels = ["total", *p.result.labels, *p.extra]
             self._append_row({**dict(zip(labels, numbers, strict=True)), "lr": p.lr})
             readings.append(Reading(p.indices, numbers[0], per_frame))
         return readings

@@ -51,9 +51,7 @@ def main() -> None:
         g.requires_grad_(False)
         for batch in [int(b) for b in args.batches.split(",")]:
             timing = {
-                fused: seconds_per_image(
-                    g.synthesis, g.num_ws, g.w_dim, batch, fused, args.repeats
-                )
+                fused: seconds_per_image(g.synthesis, g.num_ws, g.w_dim, batch, fused, args.repeats)
                 for fused in (True, False)
             }
             print(
