@@ -21,8 +21,9 @@ of the output minus that of the input. The last line is::
 
 Run: ``.venv/bin/python tests/benchmarks/bench_invert.py [--frames 16] [--classic-steps 1000]
 [--classic-frames N] [--threads 1]``. LPIPS backbone weights (vgg16-397923af.pth) are read from
-models/lpips or the torch hub cache; without them the benchmark says so and uses LPIPS with a random backbone (the
-same for both schedules), which is a fair comparison but not the published metric.
+models/lpips or the torch hub cache; without them the benchmark says so and uses LPIPS with a
+random backbone (the same for both schedules), which is a fair comparison but not the published
+metric.
 """
 
 from __future__ import annotations
