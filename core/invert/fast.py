@@ -112,7 +112,8 @@ def _invert_batch(run: Run, batch: _Batch, noise: dict[str, torch.Tensor] | None
             ws = ws + run.randn(*ws.shape) * w_noise_scale(w_spread, done / steps, 0.5)
         lr = _fast_lr(done, steps, settings.lr, batch.cold)
         frames = [batch.indices[j] for j in active]
-        step(run, optimiser, lr, ws, frames, noise, prev if active[0] == 0 else None)
+        scale = len(active) / len(batch.indices)  # each frame's gradient as in the full batch
+        step(run, optimiser, lr, ws, frames, noise, prev if active[0] == 0 else None, scale)
         done += 1
         if done % settings.read_every and done < steps:
             continue  # no read back: the device runs ahead

@@ -167,15 +167,17 @@ class Run:
         return total, result, extra
 
 
-def step(run: Run, optimiser, lr: float, ws, indices, noise, prev) -> None:
+def step(run: Run, optimiser, lr: float, ws, indices, noise, prev, grad_scale: float = 1.0):
     """One optimiser step of both schedules: synthesise, score, descend, re-normalise the noise
-    being optimised, record (on the device; :meth:`Run.read_back` reads it) and report."""
+    being optimised, record (on the device; :meth:`Run.read_back` reads it) and report.
+    ``grad_scale`` scales the gradient only (a batch whose frames have partly stopped keeps each
+    frame's gradient as it was: Adam would otherwise take larger steps on the rest)."""
     for group in optimiser.param_groups:
         group["lr"] = lr
     output = synthesise(run.model, ws, noise, run.autocast)
     total, result, extra = run.loss(output, indices, ws, noise, prev)
     optimiser.zero_grad(set_to_none=True)
-    total.backward()
+    (total * grad_scale if grad_scale != 1.0 else total).backward()
     optimiser.step()
     if noise:
         _renormalise(noise)
