@@ -117,15 +117,7 @@ def _invert_batch(run: Run, batch: _Batch, noise: dict[str, torch.Tensor] | None
         done += 1
         if done % settings.read_every and done < steps:
             continue  # no read back: the device runs ahead
-        for reading in run.read_back():
-            totals.append(reading.total)
-            for frame, value in zip(reading.indices, reading.per_frame, strict=True):
-                frame_totals[frame - batch.indices[0]].append(value)
-        window, tolerance = settings.stall_steps, settings.stall_tolerance
-        if alone:
-            stopped = [j for j in active if _stalled(frame_totals[j], window, tolerance)]
-        else:
-            stopped = list(active) if _stalled(totals, window, tolerance) else []
+        stopped = _read_and_find_stalled(run, batch.indices[0], active, totals, frame_totals, alone)
         if stopped and done < steps:
             solved[stopped] = w_opt.detach()[stopped]
             active = [j for j in active if j not in stopped]
@@ -134,6 +126,22 @@ def _invert_batch(run: Run, batch: _Batch, noise: dict[str, torch.Tensor] | None
     if active:
         solved[active] = w_opt.detach()[active]
     return expand_ws(solved, model.num_ws)
+
+
+def _read_and_find_stalled(
+    run: Run, first: int, active: list[int], totals: list[float], frame_totals, alone: bool
+) -> list[int]:
+    """Read the pending losses into ``totals`` (the batch's) and ``frame_totals`` (each
+    position's); return the active positions to stop: each stalled one when frames stop
+    ``alone``, else all of them once the batch's total stalls."""
+    for reading in run.read_back():
+        totals.append(reading.total)
+        for frame, value in zip(reading.indices, reading.per_frame, strict=True):
+            frame_totals[frame - first].append(value)
+    window, tolerance = run.settings.stall_steps, run.settings.stall_tolerance
+    if alone:
+        return [j for j in active if _stalled(frame_totals[j], window, tolerance)]
+    return list(active) if _stalled(totals, window, tolerance) else []
 
 
 def _fast_lr(index: int, steps: int, base: float, cold: bool) -> float:
