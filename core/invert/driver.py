@@ -274,6 +274,7 @@ def _solved_latent(
         info={
             "seconds": seconds,
             "steps_run": run.progress.done,
+            "image_steps": run.progress.image_steps,  # steps times the frames each computed
             "batch_starts": run.batch_starts,
             "settings": asdict(settings),
             "lpips_random_backbone": bool(allow_random_backbone),

@@ -85,7 +85,13 @@ def _next_batch(run: Run, start, solved: list[torch.Tensor], position: int, size
 
 def _invert_batch(run: Run, batch: _Batch, noise: dict[str, torch.Tensor] | None, prev):
     """Optimise one batch. ``noise``: the shared maps (optimised in place) or None (the model's).
-    Returns ws ``[B, L, D]``."""
+    Returns ws ``[B, L, D]``.
+
+    Losses are read back every ``read_every`` steps. With ``per_frame_stop`` a frame whose own
+    loss has stalled keeps its latents from then on and leaves the batch (later steps compute
+    only the frames still improving); the batch ends when none is left. Frames that the loss ties
+    together (the temporal term, shared noise maps) stop together, when the batch's total stalls.
+    """
     model, settings = run.model, run.settings
     steps = settings.steps if batch.cold else settings.steps_when_warm
     run.begin_batch()
@@ -93,17 +99,49 @@ def _invert_batch(run: Run, batch: _Batch, noise: dict[str, torch.Tensor] | None
     params = [w_opt] + (list(noise.values()) if noise else [])
     optimiser = torch.optim.Adam(params, betas=(0.9, 0.999), lr=settings.lr)
     w_spread = model.w_statistics()[1] if batch.explore else 0.0
-    totals: list[float] = []
-    for index in range(steps):
-        ws = expand_ws(w_opt, model.num_ws)
+    alone = settings.per_frame_stop and not noise and not run.frames_linked
+    solved = w_opt.detach().clone()  # rows of the frames that have stopped
+    active = list(range(len(batch.indices)))  # batch positions still optimised
+    rows = None  # the active positions as a device index (None: all of them)
+    totals: list[float] = []  # the batch's total per step
+    frame_totals: dict[int, list[float]] = {j: [] for j in active}  # each frame's, per step
+    done = 0
+    while done < steps and active:
+        ws = expand_ws(w_opt if rows is None else w_opt[rows], model.num_ws)
         if batch.explore:
-            ws = ws + run.randn(*ws.shape) * w_noise_scale(w_spread, index / steps, 0.5)
-        lr = _fast_lr(index, steps, settings.lr, batch.cold)
-        totals.append(step(run, optimiser, lr, ws, batch.indices, noise, prev))
-        if _stalled(totals, settings.stall_steps, settings.stall_tolerance) and index < steps - 1:
-            break  # further steps would not pay
-    run.progress.skip(steps - len(totals))
-    return expand_ws(w_opt.detach(), model.num_ws)
+            ws = ws + run.randn(*ws.shape) * w_noise_scale(w_spread, done / steps, 0.5)
+        lr = _fast_lr(done, steps, settings.lr, batch.cold)
+        frames = [batch.indices[j] for j in active]
+        scale = len(active) / len(batch.indices)  # each frame's gradient as in the full batch
+        step(run, optimiser, lr, ws, frames, noise, prev if active[0] == 0 else None, scale)
+        done += 1
+        if done % settings.read_every and done < steps:
+            continue  # no read back: the device runs ahead
+        stopped = _read_and_find_stalled(run, batch.indices[0], active, totals, frame_totals, alone)
+        if stopped and done < steps:
+            solved[stopped] = w_opt.detach()[stopped]
+            active = [j for j in active if j not in stopped]
+            rows = torch.tensor(active, device=w_opt.device) if active else None
+    run.progress.skip(steps - done)
+    if active:
+        solved[active] = w_opt.detach()[active]
+    return expand_ws(solved, model.num_ws)
+
+
+def _read_and_find_stalled(
+    run: Run, first: int, active: list[int], totals: list[float], frame_totals, alone: bool
+) -> list[int]:
+    """Read the pending losses into ``totals`` (the batch's) and ``frame_totals`` (each
+    position's); return the active positions to stop: each stalled one when frames stop
+    ``alone``, else all of them once the batch's total stalls."""
+    for reading in run.read_back():
+        totals.append(reading.total)
+        for frame, value in zip(reading.indices, reading.per_frame, strict=True):
+            frame_totals[frame - first].append(value)
+    window, tolerance = run.settings.stall_steps, run.settings.stall_tolerance
+    if alone:
+        return [j for j in active if _stalled(frame_totals[j], window, tolerance)]
+    return list(active) if _stalled(totals, window, tolerance) else []
 
 
 def _fast_lr(index: int, steps: int, base: float, cold: bool) -> float:
@@ -124,8 +162,8 @@ def _stalled(totals: list[float], window: int, tolerance: float) -> bool:
 
 def _per_frame_loss(run: Run, output, indices, ws, noise) -> list[float]:
     """Each frame's final total loss (its own terms; the temporal term needs pairs and is 0)."""
-    out = []
-    for j, index in enumerate(indices):
-        total, _ = run.loss(output[j : j + 1], [index], ws[j : j + 1], noise, None)
-        out.append(float(total))
-    return out
+    totals = [
+        run.loss(output[j : j + 1], [index], ws[j : j + 1], noise, None)[0]
+        for j, index in enumerate(indices)
+    ]
+    return torch.stack(totals).detach().cpu().tolist()  # one read for the batch

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
 from ..errors import error
-from ..losses import LossEvaluator
+from ..losses import LossEvaluator, LossResult
 from ..reference import Anchor, ReferencePull
 from ..synthesis import synthesise
 from .settings import CLASSIC_NOISE_FACTOR, Callbacks, InvertSettings
@@ -22,9 +23,11 @@ class Progress:
     frames: int
     done: int = 0
     frames_done: int = 0
+    image_steps: int = 0  # optimiser steps times the frames each one computed
 
-    def step(self) -> None:
+    def step(self, images: int = 1) -> None:
         self.done += 1
+        self.image_steps += images
         if self.callbacks.check_interrupt:
             self.callbacks.check_interrupt()
         if self.callbacks.on_step:
@@ -37,6 +40,31 @@ class Progress:
         self.frames_done += count
         if self.callbacks.on_frame:
             self.callbacks.on_frame(self.frames_done, self.frames)
+
+
+class Reading(NamedTuple):
+    """One step's losses read back from the device."""
+
+    indices: list[int]  # the frames the step computed
+    total: float  # the batch's total (what was minimised)
+    per_frame: list[float]  # each frame's weighted total, in ``indices`` order
+
+
+@dataclass
+class _Pending:
+    """One step's losses, still on the device (read back in bulk by :meth:`Run.read_back`)."""
+
+    indices: list[int]
+    lr: float
+    total: torch.Tensor  # []
+    result: LossResult
+    extra: dict[str, torch.Tensor]  # the references' pulls and anchors, each []
+
+    def on_device(self) -> torch.Tensor:
+        """[total, each term, each extra, each frame's total] as one float32 vector."""
+        extra = [v.reshape(1) for v in self.extra.values()]
+        parts = [self.total.reshape(1), self.result.terms, *extra, self.result.per_frame]
+        return torch.cat([p.float() for p in parts])
 
 
 @dataclass
@@ -55,64 +83,106 @@ class Run:
     batch_starts: list[int] = field(default_factory=list)  # history rows where a batch began
     mask_rows: list[int] | None = None  # the masks' row of each target (tiles); None: the same
     autocast: torch.dtype | None = None  # the generator's autocast dtype (mixed precision)
+    pending: list[_Pending] = field(default_factory=list)  # steps not read back yet
+    gathered: tuple | None = None  # (targets, frames, their rows): one tensor while reused
 
     def begin_batch(self) -> None:
+        self.read_back()
         self.batch_starts.append(len(self.history.get("total", [])))
 
     def randn(self, *shape) -> torch.Tensor:
         return torch.randn(*shape, generator=self.generator).to(self.model.device)
 
-    def record(self, total: torch.Tensor, values: dict[str, float], extra: dict[str, float]):
-        """One row of the loss history; a label new or silent this step gets NaN elsewhere."""
+    @property
+    def frames_linked(self) -> bool:
+        """The loss ties frames together (the temporal term), so none may stop on its own."""
+        return any(term.name == "temporal" for term in self.evaluator.mix)
+
+    def record(self, step: _Pending) -> None:
+        """Keep one step's losses on the device until the next :meth:`read_back`."""
+        self.pending.append(step)
+
+    def read_back(self) -> list[Reading]:
+        """Every pending step's losses in one transfer from the device: appended to the history
+        (a label new or silent in a step gets NaN elsewhere) and returned. A loss that is not
+        finite is refused here, at most ``read_every`` steps after it happened."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return []
+        flat = torch.cat([p.on_device() for p in pending]).cpu().tolist()
+        readings, at = [], 0
+        for p in pending:
+            labels = ["total", *p.result.labels, *p.extra]
+            numbers = flat[at : at + len(labels)]
+            per_frame = flat[at + len(labels) : at + len(labels) + len(p.indices)]
+            at += len(labels) + len(p.indices)
+            if not math.isfinite(numbers[0]):
+                raise error(
+                    f"the loss became {numbers[0]} (frames {p.indices[0]}-{p.indices[-1]} of the "
+                    "batch); lower the learning rate or check the input images for NaN/Inf"
+                )
+            self._append_row({**dict(zip(labels, numbers, strict=True)), "lr": p.lr})
+            readings.append(Reading(p.indices, numbers[0], per_frame))
+        return readings
+
+    def _append_row(self, row: dict[str, float]) -> None:
         step = len(self.history.get("total", []))
-        row = {"total": float(total.detach()), **values, **extra}
         for key, value in row.items():
             self.history.setdefault(key, [math.nan] * step).append(value)
         for series in self.history.values():
             if len(series) == step:
                 series.append(math.nan)
 
-    def loss(self, output, indices, ws, noise, prev) -> tuple[torch.Tensor, dict[str, float]]:
-        """The mix plus the references' pulls and anchors, for frames ``indices``."""
-        target = self.targets[indices[0] : indices[-1] + 1]
+    def target_rows(self, indices: list[int]) -> torch.Tensor:
+        """The targets of frames ``indices``: a slice when they are consecutive, else one
+        gathered tensor reused while the frames stay the same (the evaluator caches the target's
+        features while it is handed the same tensor)."""
+        if indices == list(range(indices[0], indices[-1] + 1)):
+            return self.targets[indices[0] : indices[-1] + 1]
+        key = tuple(indices)
+        if self.gathered is None or self.gathered[0] is not self.targets or self.gathered[1] != key:
+            self.gathered = (self.targets, key, self.targets[list(indices)])
+        return self.gathered[2]
+
+    def loss(self, output, indices, ws, noise, prev) -> tuple[torch.Tensor, LossResult, dict]:
+        """The mix plus the references' pulls and anchors, for frames ``indices``: (the total,
+        the mix's result, the pulls' and anchors' values), all on the device."""
+        target = self.target_rows(indices)
         prev_out, prev_tgt = prev if prev is not None else (None, None)
         rows = [self.mask_rows[i] for i in indices] if self.mask_rows is not None else indices
-        total, values = self.evaluator(
+        result = self.evaluator(
             output, target, ws=ws, noise=noise, prev_output=prev_out, prev_target=prev_tgt,
             mask_indices=rows,
         )  # fmt: skip
+        total = result.total
         extra = {}
         for i, pull in enumerate(self.pulls):
             value = pull(output)
             total = total + pull.item.strength * value
-            extra[f"reference_pull_{i + 1}"] = float(value.detach())
+            extra[f"reference_pull_{i + 1}"] = value.detach()
         for i, anchor in enumerate(self.anchors):
             value = anchor.penalty(ws)
             total = total + anchor.strength * value
-            extra[f"reference_anchor_{i + 1}"] = float(value.detach())
-        if not torch.isfinite(total):
-            raise error(
-                f"the loss became {float(total)} (frames {indices[0]}-{indices[-1]} of the batch); "
-                "lower the learning rate or check the input images for NaN/Inf"
-            )
-        return total, {**values, **extra}
+            extra[f"reference_anchor_{i + 1}"] = value.detach()
+        return total, result, extra
 
 
-def step(run: Run, optimiser, lr: float, ws, indices, noise, prev) -> float:
+def step(run: Run, optimiser, lr: float, ws, indices, noise, prev, grad_scale: float = 1.0):
     """One optimiser step of both schedules: synthesise, score, descend, re-normalise the noise
-    being optimised, record and report. Returns the step's total loss."""
+    being optimised, record (on the device; :meth:`Run.read_back` reads it) and report.
+    ``grad_scale`` scales the gradient only (a batch whose frames have partly stopped keeps each
+    frame's gradient as it was: Adam would otherwise take larger steps on the rest)."""
     for group in optimiser.param_groups:
         group["lr"] = lr
     output = synthesise(run.model, ws, noise, run.autocast)
-    total, values = run.loss(output, indices, ws, noise, prev)
+    total, result, extra = run.loss(output, indices, ws, noise, prev)
     optimiser.zero_grad(set_to_none=True)
-    total.backward()
+    (total * grad_scale if grad_scale != 1.0 else total).backward()
     optimiser.step()
     if noise:
         _renormalise(noise)
-    run.record(total, values, {"lr": lr})
-    run.progress.step()
-    return float(total.detach())
+    run.record(_Pending(list(indices), lr, total.detach(), result, extra))
+    run.progress.step(len(indices))
 
 
 def _renormalise(noise: dict[str, torch.Tensor]) -> None:

@@ -4,9 +4,8 @@ images, targets, latents and noise maps in; the weighted total and each term's v
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import replace
-from typing import NamedTuple
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -17,9 +16,26 @@ from .mix import LossMix, LossTerm
 from .terms import LOSS_TERMS, Networks, TermInputs, TermSpec
 
 
-class LossResult(NamedTuple):
+@dataclass(frozen=True)
+class LossResult:
+    """One evaluation. Unpacks as ``total, values``; the tensors stay on the device, so an
+    optimisation loop can read them back every few steps instead of syncing at each one."""
+
     total: torch.Tensor  # [] differentiable: sum of weight * value
-    values: dict[str, float]  # unweighted value of each term, labelled as LossMix.labels()
+    terms: torch.Tensor  # [T] detached: unweighted value of each term
+    per_frame: torch.Tensor  # [B] detached: each frame's weighted total (batch-wide terms shared)
+    labels: tuple[str, ...]  # LossMix.labels(), one per term
+
+    @property
+    def values(self) -> dict[str, float]:
+        """Unweighted value of each term, by label (reads the device)."""
+        return dict(zip(self.labels, self.terms.cpu().tolist(), strict=True))
+
+    def __iter__(self) -> Iterator:
+        return iter((self.total, self.values))
+
+    def __getitem__(self, index: int):
+        return (self.total, self.values)[index]
 
 
 def _same_data(a: torch.Tensor, b: torch.Tensor | None) -> bool:
@@ -134,18 +150,21 @@ class LossEvaluator:
             prev_output=prev_output,
             prev_target=prev_target,
         )
-        values = [
-            self._term(index, term, step, mask_indices, c) for index, term in enumerate(self.mix)
+        batch = out32.shape[0]
+        # Each term per frame [B] where it is per frame (comparisons), else one value for all.
+        rows = [
+            _per_frame(self._term(index, term, step, mask_indices, c), batch, output.device)
+            for index, term in enumerate(self.mix)
         ]
         weights = torch.tensor([t.weight for t in self.mix], device=output.device)
-        stacked = torch.stack([v.to(output.device).float().reshape([]) for v in values])
+        stacked = torch.stack([r.mean() for r in rows])
         total = (stacked * weights).sum()
-        floats = stacked.detach().cpu().tolist()
-        return LossResult(total, dict(zip(self.labels, floats, strict=True)))
+        per_frame = (torch.stack(rows).detach() * weights[:, None]).sum(0)
+        return LossResult(total, stacked.detach(), per_frame, tuple(self.labels))
 
     def _term(self, index: int, term: LossTerm, step: TermInputs, mask_indices, c):
-        """One term's unweighted value ``[]``: its entry's ``compute``, or its ``features`` of
-        both sides (the target's cached) compared by its ``distance``."""
+        """One term's unweighted value, ``[]`` or per frame ``[B]``: its entry's ``compute``, or
+        its ``features`` of both sides (the target's cached) compared by its ``distance``."""
         spec = LOSS_TERMS[term.name]
         if "ws" in spec.needs and step.ws is None:
             raise error(f"the {term.name} term needs ws")
@@ -166,7 +185,7 @@ class LossEvaluator:
         if spec.compute is not None:
             return spec.compute(replace(step, output=x, target=y, mask=mask))
         fy = memo(("features", index), lambda: spec.features(nets, y))
-        return spec.distance(nets, spec.features(nets, x), fy, mask, term.params).mean()
+        return spec.distance(nets, spec.features(nets, x), fy, mask, term.params)  # [B]
 
     def _mask(self, index, term, size, batch, indices, device):
         if term.mask is None:
@@ -175,6 +194,16 @@ class LossEvaluator:
         if key not in self._cache:
             self._cache[key] = resize_mask(term.mask, tuple(size), batch, indices).to(device)
         return self._cache[key]
+
+
+def _per_frame(value: torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
+    """A term's value as ``[B]`` float32: per frame as given, or one value repeated."""
+    value = value.to(device).float().reshape(-1)
+    if value.numel() == batch:
+        return value
+    if value.numel() != 1:
+        raise error(f"a loss term gave {value.numel()} values for a batch of {batch}")
+    return value.expand(batch)
 
 
 def _check_model_needs(specs: list[TermSpec], model) -> None:
