@@ -9,14 +9,13 @@ frames and carried from batch to batch, so noise does not flicker.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from ..synthesis import halve_batch_after_oom, is_retryable_oom, synthesise
-from .run import Run, cold_start, expand_ws, step, w_noise_scale
-from .settings import CLASSIC_LR_RAMPUP
+from .chain import chains, run_chain
+from .run import BestLatents, Run, cold_start, expand_ws, fast_lr, stalled, step, w_noise_scale
 
 
 @dataclass
@@ -43,23 +42,29 @@ def run_fast(run: Run, start: torch.Tensor | None, previous: torch.Tensor | None
     frame_loss: list[float] = []
     prev = None  # the last solved frame's output and target, for the temporal term
     batch_size, position = settings.batch_size, 0
+    chained = chains(settings, run, start)
     while position < count:
         batch = _next_batch(run, start, batches, position, batch_size)
         try:
-            ws = _invert_batch(run, batch, noise, prev)
+            if chained and not batch.cold:  # every frame left, each from the one before it
+                ws = run_chain(run, position, batch.start[:1], batch_size)
+                indices = list(range(position, count))
+            else:
+                ws, indices = _invert_batch(run, batch, noise, prev), batch.indices
+                run.progress.frames_finished(len(indices))
         except (torch.OutOfMemoryError, RuntimeError) as exc:
             if not is_retryable_oom(exc):
                 raise
             batch_size = halve_batch_after_oom(len(batch.indices), model)
             continue
         with torch.no_grad():
-            output = synthesise(model, ws, noise)
-            frame_loss += _per_frame_loss(run, output, batch.indices, ws, noise)
-        last = batch.indices[-1]
-        prev = (output[-1:], run.targets[last : last + 1])
+            for at in range(0, len(indices), batch_size):
+                part, rows = ws[at : at + batch_size], indices[at : at + batch_size]
+                output = synthesise(model, part, noise)
+                frame_loss += _per_frame_loss(run, output, rows, part, noise)
+        prev = (output[-1:], run.targets[indices[-1] : indices[-1] + 1])
         batches.append(ws)
-        position += len(batch.indices)
-        run.progress.frames_finished(len(batch.indices))
+        position += len(indices)
     if noise:
         noise = {k: v.detach().expand(count, -1, -1, -1).clone() for k, v in noise.items()}
     return torch.cat(batches[carried:]), noise, frame_loss
@@ -100,6 +105,9 @@ def _invert_batch(run: Run, batch: _Batch, noise: dict[str, torch.Tensor] | None
     optimiser = torch.optim.Adam(params, betas=(0.9, 0.999), lr=settings.lr)
     w_spread = model.w_statistics()[1] if batch.explore else 0.0
     alone = settings.per_frame_stop and not noise and not run.frames_linked
+    # frames on their own keep their best latents (the step with their lowest loss), tracked on
+    # the device; frames tied together by the loss keep their last, which belong together
+    best = BestLatents(w_opt) if alone else None
     solved = w_opt.detach().clone()  # rows of the frames that have stopped
     active = list(range(len(batch.indices)))  # batch positions still optimised
     rows = None  # the active positions as a device index (None: all of them)
@@ -107,13 +115,18 @@ def _invert_batch(run: Run, batch: _Batch, noise: dict[str, torch.Tensor] | None
     frame_totals: dict[int, list[float]] = {j: [] for j in active}  # each frame's, per step
     done = 0
     while done < steps and active:
+        current = w_opt.detach()[rows] if rows is not None else w_opt.detach().clone()
         ws = expand_ws(w_opt if rows is None else w_opt[rows], model.num_ws)
-        if batch.explore:
+        exploring = batch.explore and w_noise_scale(w_spread, done / steps, 0.5) > 0
+        if exploring:
             ws = ws + run.randn(*ws.shape) * w_noise_scale(w_spread, done / steps, 0.5)
-        lr = _fast_lr(done, steps, settings.lr, batch.cold)
+        lr = fast_lr(done, steps, settings.lr, batch.cold)
         frames = [batch.indices[j] for j in active]
         scale = len(active) / len(batch.indices)  # each frame's gradient as in the full batch
-        step(run, optimiser, lr, ws, frames, noise, prev if active[0] == 0 else None, scale)
+        first_prev = prev if active[0] == 0 else None  # the temporal term's previous frame
+        losses = step(run, optimiser, lr, ws, frames, noise, first_prev, scale)
+        if best is not None and not exploring:  # a noisy w's loss is not its own
+            best.offer(rows, current, losses)
         done += 1
         if done % settings.read_every and done < steps:
             continue  # no read back: the device runs ahead
@@ -125,7 +138,7 @@ def _invert_batch(run: Run, batch: _Batch, noise: dict[str, torch.Tensor] | None
     run.progress.skip(steps - done)
     if active:
         solved[active] = w_opt.detach()[active]
-    return expand_ws(solved, model.num_ws)
+    return expand_ws(best.latents if best is not None else solved, model.num_ws)
 
 
 def _read_and_find_stalled(
@@ -140,24 +153,8 @@ def _read_and_find_stalled(
             frame_totals[frame - first].append(value)
     window, tolerance = run.settings.stall_steps, run.settings.stall_tolerance
     if alone:
-        return [j for j in active if _stalled(frame_totals[j], window, tolerance)]
-    return list(active) if _stalled(totals, window, tolerance) else []
-
-
-def _fast_lr(index: int, steps: int, base: float, cold: bool) -> float:
-    """Constant, with a short ramp-up when cold and a cosine ramp-down over the last quarter."""
-    t = index / steps
-    ramp = 0.5 - 0.5 * math.cos(min(1.0, (1.0 - t) / 0.25) * math.pi)
-    return base * ramp * (min(1.0, t / CLASSIC_LR_RAMPUP) if cold else 1.0)
-
-
-def _stalled(totals: list[float], window: int, tolerance: float) -> bool:
-    """True when the best loss of the last ``window`` steps is less than ``tolerance`` (relative)
-    below the best before them. Minima, not last values, so noisy losses do not stop early."""
-    if len(totals) <= window:
-        return False
-    before, recent = min(totals[:-window]), min(totals[-window:])
-    return before - recent < tolerance * abs(before)
+        return [j for j in active if stalled(frame_totals[j], window, tolerance)]
+    return list(active) if stalled(totals, window, tolerance) else []
 
 
 def _per_frame_loss(run: Run, output, indices, ws, noise) -> list[float]:

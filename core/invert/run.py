@@ -13,7 +13,7 @@ from ..errors import error
 from ..losses import LossEvaluator, LossResult
 from ..reference import Anchor, ReferencePull
 from ..synthesis import synthesise
-from .settings import CLASSIC_NOISE_FACTOR, Callbacks, InvertSettings
+from .settings import CLASSIC_LR_RAMPUP, CLASSIC_NOISE_FACTOR, Callbacks, InvertSettings
 
 
 @dataclass
@@ -85,6 +85,7 @@ class Run:
     autocast: torch.dtype | None = None  # the generator's autocast dtype (mixed precision)
     pending: list[_Pending] = field(default_factory=list)  # steps not read back yet
     gathered: tuple | None = None  # (targets, frames, their rows): one tensor while reused
+    row_frames: list[int] | None = None  # the frame number of each target row (for errors)
 
     def begin_batch(self) -> None:
         self.read_back()
@@ -117,13 +118,26 @@ class Run:
             per_frame = flat[at + len(labels) : at + len(labels) + len(p.indices)]
             at += len(labels) + len(p.indices)
             if not math.isfinite(numbers[0]):
-                raise error(
-                    f"the loss became {numbers[0]} (frames {p.indices[0]}-{p.indices[-1]} of the "
-                    "batch); lower the learning rate or check the input images for NaN/Inf"
-                )
+                self._refuse_not_finite(numbers[0], p.indices, per_frame)
             self._append_row({**dict(zip(labels, numbers, strict=True)), "lr": p.lr})
             readings.append(Reading(p.indices, numbers[0], per_frame))
         return readings
+
+    def frame_number(self, index: int) -> int:
+        """The frame number of target ``index`` (of this stream, for a tile sequence)."""
+        row = self.mask_rows[index] if self.mask_rows is not None else index
+        return self.row_frames[row] if self.row_frames else row
+
+    def _refuse_not_finite(self, total: float, indices: list[int], per_frame: list[float]):
+        """The error for a loss that is not finite, naming the first frame whose own loss is not
+        (or the batch's first frame, when only a term shared by the batch is not)."""
+        bad = [i for i, value in zip(indices, per_frame, strict=True) if not math.isfinite(value)]
+        frame = self.frame_number((bad or indices)[0])
+        raise error(
+            f"the loss became {total} while inverting frame {frame}; lower the learning rate or "
+            "check the input images for NaN/Inf",
+            frame=frame,
+        )
 
     def _append_row(self, row: dict[str, float]) -> None:
         step = len(self.history.get("total", []))
@@ -167,22 +181,73 @@ class Run:
         return total, result, extra
 
 
-def step(run: Run, optimiser, lr: float, ws, indices, noise, prev, grad_scale: float = 1.0):
-    """One optimiser step of both schedules: synthesise, score, descend, re-normalise the noise
-    being optimised, record (on the device; :meth:`Run.read_back` reads it) and report.
-    ``grad_scale`` scales the gradient only (a batch whose frames have partly stopped keeps each
-    frame's gradient as it was: Adam would otherwise take larger steps on the rest)."""
+class BestLatents:
+    """Each frame's latents at its lowest loss so far, kept on the device (no wait for the
+    losses). Until a frame has a loss, its start."""
+
+    def __init__(self, start: torch.Tensor):
+        self.latents = start.detach().clone()
+        self.loss = torch.full((start.shape[0],), math.inf, device=start.device)
+
+    @torch.no_grad()
+    def offer(self, rows: torch.Tensor | None, latents: torch.Tensor, losses: torch.Tensor):
+        """``latents`` of the frames at ``rows`` (None: all) had ``losses``: keep the better."""
+        rows = rows if rows is not None else slice(None)
+        better = losses < self.loss[rows]
+        self.loss[rows] = torch.where(better, losses, self.loss[rows])
+        shape = (-1,) + (1,) * (latents.ndim - 1)
+        self.latents[rows] = torch.where(better.view(shape), latents, self.latents[rows])
+
+    def restart(self, row: int, latents: torch.Tensor) -> None:
+        """Row ``row`` holds a new frame, starting at ``latents``."""
+        self.latents[row] = latents
+        self.loss[row] = math.inf
+
+
+def step(
+    run: Run, optimiser, lr: float, ws, indices, noise, prev, grad_scale: float = 1.0
+) -> torch.Tensor:
+    """One optimiser step of both schedules: :func:`score_and_descend`, then the optimiser's
+    update and the noise being optimised re-normalised. ``grad_scale`` scales the gradient only
+    (a batch whose frames have partly stopped keeps each frame's gradient as it was: Adam would
+    otherwise take larger steps on the rest). Returns each frame's loss ``[B]`` (on the device)."""
     for group in optimiser.param_groups:
         group["lr"] = lr
-    output = synthesise(run.model, ws, noise, run.autocast)
-    total, result, extra = run.loss(output, indices, ws, noise, prev)
     optimiser.zero_grad(set_to_none=True)
-    (total * grad_scale if grad_scale != 1.0 else total).backward()
+    per_frame = score_and_descend(run, lr, ws, indices, noise, prev, grad_scale)
     optimiser.step()
     if noise:
         _renormalise(noise)
+    return per_frame
+
+
+def score_and_descend(run: Run, lr: float, ws, indices, noise, prev, grad_scale: float = 1.0):
+    """Synthesise, score and back-propagate one step of frames ``indices``; record the losses
+    (on the device; :meth:`Run.read_back` reads them) and report the step. Returns each frame's
+    weighted loss ``[B]``, still on the device (no wait for it)."""
+    output = synthesise(run.model, ws, noise, run.autocast)
+    total, result, extra = run.loss(output, indices, ws, noise, prev)
+    (total * grad_scale if grad_scale != 1.0 else total).backward()
     run.record(_Pending(list(indices), lr, total.detach(), result, extra))
     run.progress.step(len(indices))
+    return result.per_frame
+
+
+def fast_lr(index: int, steps: int, base: float, cold: bool) -> float:
+    """The fast schedule's learning rate at step ``index`` of ``steps``: constant, with a short
+    ramp-up when cold and a cosine ramp-down over the last quarter."""
+    t = index / steps
+    ramp = 0.5 - 0.5 * math.cos(min(1.0, (1.0 - t) / 0.25) * math.pi)
+    return base * ramp * (min(1.0, t / CLASSIC_LR_RAMPUP) if cold else 1.0)
+
+
+def stalled(totals: list[float], window: int, tolerance: float) -> bool:
+    """True when the best loss of the last ``window`` steps is less than ``tolerance`` (relative)
+    below the best before them. Minima, not last values, so noisy losses do not stop early."""
+    if len(totals) <= window:
+        return False
+    before, recent = min(totals[:-window]), min(totals[-window:])
+    return before - recent < tolerance * abs(before)
 
 
 def _renormalise(noise: dict[str, torch.Tensor]) -> None:
