@@ -16,6 +16,7 @@ of the output minus that of the input. The last line is::
     speedup_vs_classic=<classic s/frame / fast s/frame> classic_loss=<x> fast_loss=<y>
     flicker_classic=<a> flicker_fast=<b> image_steps_per_frame=<fast> fast_before_loss=<z>
     image_steps_per_frame_before=<fast_before> speedup_vs_before=<fast_before s / fast s>
+    [bf16_loss=<fast in bfloat16> bf16_psnr_vs_fp32=<dB>]  (with --bf16)
 
 (image-steps: optimiser steps times the frames each one computed.)
 
@@ -103,9 +104,15 @@ def main() -> None:
     parser.add_argument("--fast-steps", type=int, default=300)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument(
+        "--bf16", action="store_true",
+        help="also the fast schedule under bfloat16 autocast: bf16_loss, and PSNR of its "
+        "reconstruction against float32's",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    torch.manual_seed(0)  # a random LPIPS backbone is the same from run to run
     random_backbone = find_lpips_backbone("vgg", LPIPS_FOLDERS) is None
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu; LPIPS-VGG "
@@ -134,13 +141,20 @@ def main() -> None:
     classic_s, classic_loss, classic_result, _ = run(
         "classic", model, classic_plate, classic, random_backbone
     )
+    bf16 = ""
+    if args.bf16:
+        in_bf16 = replace(fast, precision="bfloat16")
+        _, bf16_loss, bf16_result, _ = run("fast_bf16", model, plate, in_bf16, random_backbone)
+        error = (bf16_result.reconstruction - fast_result.reconstruction).square().mean()
+        bf16 = f" bf16_loss={bf16_loss:.4f} bf16_psnr_vs_fp32={10 * torch.log10(1 / error):.1f}"
     print(
         f"speedup_vs_classic={classic_s / fast_s:.2f} classic_loss={classic_loss:.4f} "
         f"fast_loss={fast_loss:.4f} "
         f"flicker_classic={flicker(classic_result.reconstruction, classic_plate):.4f} "
         f"flicker_fast={flicker(fast_result.reconstruction, plate):.4f} "
         f"image_steps_per_frame={fast_steps:.1f} fast_before_loss={before_loss:.4f} "
-        f"image_steps_per_frame_before={before_steps:.1f} speedup_vs_before={before_s / fast_s:.2f}"
+        f"image_steps_per_frame_before={before_steps:.1f} "
+        f"speedup_vs_before={before_s / fast_s:.2f}{bf16}"
     )
 
 
