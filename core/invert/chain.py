@@ -26,9 +26,6 @@ import torch
 from .run import BestLatents, Run, expand_ws, fast_lr, score_and_descend, stalled
 from .settings import InvertSettings
 
-WARM_LR_FACTOR = 1.0
-CARRY_ADAM = False
-
 
 @dataclass
 class _Frame:
@@ -52,17 +49,11 @@ class RowAdam:
         self.steps = [0] * values.shape[0]
         self.betas, self.eps = betas, eps
 
-    def restart(self, row: int, value: torch.Tensor, moments=None) -> None:
-        """Row ``row`` starts again from ``value``, with ``moments`` (from :meth:`moments`) or
-        its moments and step count cleared."""
+    def restart(self, row: int, value: torch.Tensor) -> None:
+        """Row ``row`` starts again from ``value``, its moments and step count cleared (carrying
+        the frame before's moments over was measured worse on the benchmark shot)."""
         self.values[row] = value
-        if moments is None:
-            self.exp_avg[row], self.exp_avg_sq[row], self.steps[row] = 0, 0, 0
-        else:
-            self.exp_avg[row], self.exp_avg_sq[row], self.steps[row] = moments
-
-    def moments(self, row: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        return self.exp_avg[row].clone(), self.exp_avg_sq[row].clone(), self.steps[row]
+        self.exp_avg[row], self.exp_avg_sq[row], self.steps[row] = 0, 0, 0
 
     def update(self, rows: list[int], index: torch.Tensor, grad: torch.Tensor, lrs: list[float]):
         """One step of rows ``rows`` (``index``: the same on the device) with gradient ``grad``
@@ -134,13 +125,11 @@ def run_chain(run: Run, first: int, start: torch.Tensor, slots: int) -> torch.Te
     active: dict[int, _Frame] = {}  # slot -> the frame in it
     index = None  # the slots in use on the device, made again when they change
     following, taken = first, 0
-    left = {}
     run.begin_batch()
     while active or following < count:
         while following < count and len(active) < slots and _may_enter(frames, following, handoff):
             slot = min(set(range(slots)) - set(active))
-            carried = _moments_of(following, first, adam, frames, left) if CARRY_ADAM else None
-            adam.restart(slot, _start_of(following, first, start, solved, frames, best), carried)
+            adam.restart(slot, _start_of(following, first, start, solved, frames, best))
             best.restart(slot, values[slot])
             frames[following] = active[slot] = _Frame(following, slot)
             following, index = following + 1, None
@@ -149,7 +138,7 @@ def run_chain(run: Run, first: int, start: torch.Tensor, slots: int) -> torch.Te
             index = torch.tensor(in_use, device=values.device)
         stepping = [active[slot] for slot in in_use]
         w = values[index].requires_grad_(True)
-        lrs = [fast_lr(f.done, budget, settings.lr * WARM_LR_FACTOR, cold=False) for f in stepping]
+        lrs = [fast_lr(f.done, budget, settings.lr, cold=False) for f in stepping]
         per_frame = score_and_descend(
             run, sum(lrs) / len(lrs), expand_ws(w, model.num_ws), [f.index for f in stepping],
             None, None,
@@ -167,7 +156,6 @@ def run_chain(run: Run, first: int, start: torch.Tensor, slots: int) -> torch.Te
         for f in stepping:
             if f.done >= budget or _converged(f, settings):
                 solved[f.index] = best.latents[f.slot].clone()
-                left[f.index] = adam.moments(f.slot)
                 del active[f.slot]
                 index = None
                 run.progress.frames_finished(1)
@@ -175,14 +163,6 @@ def run_chain(run: Run, first: int, start: torch.Tensor, slots: int) -> torch.Te
     run.progress.skip(planned_chain_steps(settings, count - first, slots) - taken)
     ws = torch.stack([solved[i] for i in range(first, count)])
     return expand_ws(ws, model.num_ws)
-
-
-def _moments_of(index, first, adam, frames, left):
-    if index == first:
-        return None
-    if index - 1 in left:
-        return left[index - 1]
-    return adam.moments(frames[index - 1].slot)
 
 
 def _may_enter(frames: dict[int, _Frame], index: int, handoff: int) -> bool:
