@@ -113,9 +113,13 @@ def test_a_batch_stops_early_when_the_loss_stalls(demo_model, demo_faces):
     exact = GanLatent(
         ws[:1], "w_plus", demo_model.content_hash, [0], plan_fit("stretch", 64, 64, 64)
     )
-    settings = InvertSettings(steps=200, stall_steps=10, learning_rate=1e-7)  # cannot improve
+    settings = InvertSettings(
+        steps=200, stall_steps=10, learning_rate=1e-7, read_every=1
+    )  # cannot improve; losses read at every step
     result = invert(demo_model, images[:1], settings, mix=L2, init=exact)
     assert result.latent.info["steps_run"] == 11  # the window, then one step to see the stall
+    every_5 = invert(demo_model, images[:1], replace(settings, read_every=5), mix=L2, init=exact)
+    assert every_5.latent.info["steps_run"] == 15  # the window, then the next read sees it
     assert result.latent.history["total"][0] < 2e-5  # started at the answer (clipping aside)
 
 

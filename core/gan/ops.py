@@ -7,7 +7,8 @@ NVlabs' ``torch_utils.ops`` so that weights from NVlabs pickles give the same im
 - ``upfirdn2d``: upsample by zero insertion, pad (or crop), FIR filter, downsample.
 - ``bias_act``: bias, activation, gain, clamp, in that order.
 - ``conv2d_resample``: convolution fused with FIR up/downsampling, padding applied once.
-- ``modulated_conv2d``: StyleGAN2 style modulation/demodulation (one grouped conv per batch).
+- ``modulated_conv2d``: StyleGAN2 style modulation/demodulation (one grouped conv per batch, or
+  the activations scaled around one shared-weight conv: :func:`prefer_fused_modconv` chooses).
 
 Layers keep the NVlabs parameter names (``weight``, ``bias``, ``resample_filter``) so a pickle's
 ``state_dict`` loads with ``strict=True``.
@@ -383,6 +384,20 @@ def conv2d_resample(
         return _conv(x, w, padding=[py0, px0], groups=groups, flip_weight=flip_weight)
     x = upfirdn2d(x, None, padding=pad, flip_filter=flip_filter)
     return _conv(x, w, groups=groups, flip_weight=flip_weight)
+
+
+def prefer_fused_modconv(batch: int, device: torch.device, training: bool = False) -> bool:
+    """Whether :func:`modulated_conv2d` should run as one grouped conv (``fused_modconv``).
+
+    Measured on CPU (tests/benchmarks/bench_modconv.py, forward+backward, one thread): the plain
+    batched form took 0.68-0.81x of the grouped form's time at 64 and 256 px for batches 1-8, so
+    the CPU never fuses. On CUDA the grouped form is kept for a single image at inference (NVlabs'
+    choice; tests/benchmarks/gpu_check.sh measures both), the plain one for batches and training.
+
+    >>> prefer_fused_modconv(4, torch.device("cpu"))
+    False
+    """
+    return device.type == "cuda" and batch == 1 and not training
 
 
 def modulated_conv2d(

@@ -34,6 +34,7 @@ from .ops import (
     downsample2d,
     modulated_conv2d,
     normalize_2nd_moment,
+    prefer_fused_modconv,
     setup_filter,
     upsample2d,
 )
@@ -372,9 +373,8 @@ class SynthesisBlock(torch.nn.Module):
         _check_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim], "block ws")
         w_iter = iter(ws.unbind(dim=1))
         dtype = _block_dtype(self.use_fp16, force_fp32, ws.device)
-        if fused_modconv is None:
-            # NVlabs' stylegan2-ada choice: one grouped conv per batch at inference.
-            fused_modconv = (not self.training) and (dtype == torch.float32 or ws.shape[0] == 1)
+        if fused_modconv is None:  # the faster of two equivalent forms, by batch and device
+            fused_modconv = prefer_fused_modconv(ws.shape[0], ws.device, self.training)
         noise = noise or {}
 
         if self.in_channels == 0:

@@ -47,7 +47,9 @@ def _invert_frame(run: Run, index: int, start: torch.Tensor):
         t = index_step / settings.steps
         w_noise = run.randn(*w_opt.shape) * w_noise_scale(w_spread, t, CLASSIC_NOISE_RAMP)
         ws = expand_ws(w_opt + w_noise, model.num_ws)
-        final = step(run, optimiser, _classic_lr(t, settings.lr), ws, [index], noise, None)
+        step(run, optimiser, _classic_lr(t, settings.lr), ws, [index], noise, None)
+        if (index_step + 1) % settings.read_every == 0 or index_step == settings.steps - 1:
+            final = run.read_back()[-1].total  # losses read every few steps: fewer syncs
     ws = expand_ws(w_opt.detach(), model.num_ws)
     return ws, {k: v.detach() for k, v in noise.items()}, final
 

@@ -24,6 +24,7 @@ from ..reference import (
 )
 from ..storage import tensor_digest
 from ..synthesis import synthesise_frames
+from .chain import chains, planned_chain_steps
 from .classic import run_classic
 from .fast import run_fast
 from .run import Progress, Run
@@ -78,11 +79,12 @@ def invert(
         device=model.device, allow_random_backbone=allow_random_backbone,
     )  # fmt: skip
     run = _new_run(model, settings, evaluator, targets, callbacks, len(frames), plan.tile_count)
-    run.frames = [f for f in frames for _ in range(plan.tile_count)]  # a row per target
+    run.row_frames = [f for f in frames for _ in range(plan.tile_count)]  # a row per target
     inversion = ReferenceInversion(invert, settings, mix, lpips_folders, allow_random_backbone)
     start = _attach_references(run, reference, inversion)
     if init is not None:
         start = _start_from_init(init, model, len(frames) * plan.tile_count)
+    run.progress.planned = _planned_steps(run, start, len(frames)) * plan.tile_count
 
     began = time.perf_counter()
     carried = _previous_rows(previous, model, plan.tile_count)
@@ -161,19 +163,23 @@ def fit_mix(mix: LossMix, plan: fitting.Fit, frames: int) -> LossMix:
 
 
 def _new_run(model, settings, evaluator, targets, callbacks, frames: int, tiles: int) -> Run:
-    planned = _planned_steps(settings, frames) * tiles
     return Run(
         model, settings, evaluator, targets, torch.Generator().manual_seed(settings.seed),
-        Progress(callbacks, planned, frames * tiles),
+        Progress(callbacks, 0, frames * tiles),  # steps planned once the start is known
         autocast=settings.autocast_dtype(model.device),
     )  # fmt: skip
 
 
-def _planned_steps(settings: InvertSettings, count: int) -> int:
+def _planned_steps(run: Run, start: torch.Tensor | None, count: int) -> int:
+    """The most optimiser steps one stream of ``count`` frames can take (batches that stop
+    early take fewer: :meth:`Progress.skip`)."""
+    settings = run.settings
     if settings.schedule == "classic":
         return settings.steps * count
     if not settings.warm_start:
         return settings.steps * math.ceil(count / settings.batch_size)
+    if chains(settings, run, start):
+        return settings.steps + planned_chain_steps(settings, count - 1, settings.batch_size)
     return settings.steps + settings.steps_when_warm * math.ceil((count - 1) / settings.batch_size)
 
 
@@ -225,7 +231,10 @@ def _run_streams(run: Run, start: torch.Tensor | None, streams: int, previous=No
     for j in range(streams):
         rows = [i * streams + j for i in range(count)]
         stream = replace(
-            run, targets=run.targets[rows], mask_rows=rows, frames=[run.frames[r] for r in rows]
+            run,
+            targets=run.targets[rows],
+            mask_rows=rows,
+            row_frames=[run.row_frames[r] for r in rows],
         )
         stream_start = start[rows] if start is not None and start.shape[0] > 1 else start
         parts.append(
@@ -277,6 +286,7 @@ def _solved_latent(
         info={
             "seconds": seconds,
             "steps_run": run.progress.done,
+            "image_steps": run.progress.image_steps,  # steps times the frames each computed
             "batch_starts": run.batch_starts,
             "settings": asdict(settings),
             "lpips_random_backbone": bool(allow_random_backbone),

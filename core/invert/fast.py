@@ -9,14 +9,13 @@ frames and carried from batch to batch, so noise does not flicker.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from ..synthesis import halve_batch_after_oom, is_retryable_oom, synthesise
-from .run import Run, cold_start, expand_ws, step, w_noise_scale
-from .settings import CLASSIC_LR_RAMPUP
+from .chain import chains, run_chain
+from .run import BestLatents, Run, cold_start, expand_ws, fast_lr, stalled, step, w_noise_scale
 
 
 @dataclass
@@ -43,23 +42,29 @@ def run_fast(run: Run, start: torch.Tensor | None, previous: torch.Tensor | None
     frame_loss: list[float] = []
     prev = None  # the last solved frame's output and target, for the temporal term
     batch_size, position = settings.batch_size, 0
+    chained = chains(settings, run, start)
     while position < count:
         batch = _next_batch(run, start, batches, position, batch_size)
         try:
-            ws = _invert_batch(run, batch, noise, prev)
+            if chained and not batch.cold:  # every frame left, each from the one before it
+                ws = run_chain(run, position, batch.start[:1], batch_size)
+                indices = list(range(position, count))
+            else:
+                ws, indices = _invert_batch(run, batch, noise, prev), batch.indices
+                run.progress.frames_finished(len(indices))
         except (torch.OutOfMemoryError, RuntimeError) as exc:
             if not is_retryable_oom(exc):
                 raise
             batch_size = halve_batch_after_oom(len(batch.indices), model)
             continue
         with torch.no_grad():
-            output = synthesise(model, ws, noise)
-            frame_loss += _per_frame_loss(run, output, batch.indices, ws, noise)
-        last = batch.indices[-1]
-        prev = (output[-1:], run.targets[last : last + 1])
+            for at in range(0, len(indices), batch_size):
+                part, rows = ws[at : at + batch_size], indices[at : at + batch_size]
+                output = synthesise(model, part, noise)
+                frame_loss += _per_frame_loss(run, output, rows, part, noise)
+        prev = (output[-1:], run.targets[indices[-1] : indices[-1] + 1])
         batches.append(ws)
-        position += len(batch.indices)
-        run.progress.frames_finished(len(batch.indices))
+        position += len(indices)
     if noise:
         noise = {k: v.detach().expand(count, -1, -1, -1).clone() for k, v in noise.items()}
     return torch.cat(batches[carried:]), noise, frame_loss
@@ -85,7 +90,13 @@ def _next_batch(run: Run, start, solved: list[torch.Tensor], position: int, size
 
 def _invert_batch(run: Run, batch: _Batch, noise: dict[str, torch.Tensor] | None, prev):
     """Optimise one batch. ``noise``: the shared maps (optimised in place) or None (the model's).
-    Returns ws ``[B, L, D]``."""
+    Returns ws ``[B, L, D]``.
+
+    Losses are read back every ``read_every`` steps. With ``per_frame_stop`` a frame whose own
+    loss has stalled keeps its latents from then on and leaves the batch (later steps compute
+    only the frames still improving); the batch ends when none is left. Frames that the loss ties
+    together (the temporal term, shared noise maps) stop together, when the batch's total stalls.
+    """
     model, settings = run.model, run.settings
     steps = settings.steps if batch.cold else settings.steps_when_warm
     run.begin_batch()
@@ -93,39 +104,63 @@ def _invert_batch(run: Run, batch: _Batch, noise: dict[str, torch.Tensor] | None
     params = [w_opt] + (list(noise.values()) if noise else [])
     optimiser = torch.optim.Adam(params, betas=(0.9, 0.999), lr=settings.lr)
     w_spread = model.w_statistics()[1] if batch.explore else 0.0
-    totals: list[float] = []
-    for index in range(steps):
-        ws = expand_ws(w_opt, model.num_ws)
-        if batch.explore:
-            ws = ws + run.randn(*ws.shape) * w_noise_scale(w_spread, index / steps, 0.5)
-        lr = _fast_lr(index, steps, settings.lr, batch.cold)
-        totals.append(step(run, optimiser, lr, ws, batch.indices, noise, prev))
-        if _stalled(totals, settings.stall_steps, settings.stall_tolerance) and index < steps - 1:
-            break  # further steps would not pay
-    run.progress.skip(steps - len(totals))
-    return expand_ws(w_opt.detach(), model.num_ws)
+    alone = settings.per_frame_stop and not noise and not run.frames_linked
+    # frames on their own keep their best latents (the step with their lowest loss), tracked on
+    # the device; frames tied together by the loss keep their last, which belong together
+    best = BestLatents(w_opt) if alone else None
+    solved = w_opt.detach().clone()  # rows of the frames that have stopped
+    active = list(range(len(batch.indices)))  # batch positions still optimised
+    rows = None  # the active positions as a device index (None: all of them)
+    totals: list[float] = []  # the batch's total per step
+    frame_totals: dict[int, list[float]] = {j: [] for j in active}  # each frame's, per step
+    done = 0
+    while done < steps and active:
+        current = w_opt.detach()[rows] if rows is not None else w_opt.detach().clone()
+        ws = expand_ws(w_opt if rows is None else w_opt[rows], model.num_ws)
+        exploring = batch.explore and w_noise_scale(w_spread, done / steps, 0.5) > 0
+        if exploring:
+            ws = ws + run.randn(*ws.shape) * w_noise_scale(w_spread, done / steps, 0.5)
+        lr = fast_lr(done, steps, settings.lr, batch.cold)
+        frames = [batch.indices[j] for j in active]
+        scale = len(active) / len(batch.indices)  # each frame's gradient as in the full batch
+        first_prev = prev if active[0] == 0 else None  # the temporal term's previous frame
+        losses = step(run, optimiser, lr, ws, frames, noise, first_prev, scale)
+        if best is not None and not exploring:  # a noisy w's loss is not its own
+            best.offer(rows, current, losses)
+        done += 1
+        if done % settings.read_every and done < steps:
+            continue  # no read back: the device runs ahead
+        stopped = _read_and_find_stalled(run, batch.indices[0], active, totals, frame_totals, alone)
+        if stopped and done < steps:
+            solved[stopped] = w_opt.detach()[stopped]
+            active = [j for j in active if j not in stopped]
+            rows = torch.tensor(active, device=w_opt.device) if active else None
+    run.progress.skip(steps - done)
+    if active:
+        solved[active] = w_opt.detach()[active]
+    return expand_ws(best.latents if best is not None else solved, model.num_ws)
 
 
-def _fast_lr(index: int, steps: int, base: float, cold: bool) -> float:
-    """Constant, with a short ramp-up when cold and a cosine ramp-down over the last quarter."""
-    t = index / steps
-    ramp = 0.5 - 0.5 * math.cos(min(1.0, (1.0 - t) / 0.25) * math.pi)
-    return base * ramp * (min(1.0, t / CLASSIC_LR_RAMPUP) if cold else 1.0)
-
-
-def _stalled(totals: list[float], window: int, tolerance: float) -> bool:
-    """True when the best loss of the last ``window`` steps is less than ``tolerance`` (relative)
-    below the best before them. Minima, not last values, so noisy losses do not stop early."""
-    if len(totals) <= window:
-        return False
-    before, recent = min(totals[:-window]), min(totals[-window:])
-    return before - recent < tolerance * abs(before)
+def _read_and_find_stalled(
+    run: Run, first: int, active: list[int], totals: list[float], frame_totals, alone: bool
+) -> list[int]:
+    """Read the pending losses into ``totals`` (the batch's) and ``frame_totals`` (each
+    position's); return the active positions to stop: each stalled one when frames stop
+    ``alone``, else all of them once the batch's total stalls."""
+    for reading in run.read_back():
+        totals.append(reading.total)
+        for frame, value in zip(reading.indices, reading.per_frame, strict=True):
+            frame_totals[frame - first].append(value)
+    window, tolerance = run.settings.stall_steps, run.settings.stall_tolerance
+    if alone:
+        return [j for j in active if stalled(frame_totals[j], window, tolerance)]
+    return list(active) if stalled(totals, window, tolerance) else []
 
 
 def _per_frame_loss(run: Run, output, indices, ws, noise) -> list[float]:
     """Each frame's final total loss (its own terms; the temporal term needs pairs and is 0)."""
-    out = []
-    for j, index in enumerate(indices):
-        total, _ = run.loss(output[j : j + 1], [index], ws[j : j + 1], noise, None)
-        out.append(float(total))
-    return out
+    totals = [
+        run.loss(output[j : j + 1], [index], ws[j : j + 1], noise, None)[0]
+        for j, index in enumerate(indices)
+    ]
+    return torch.stack(totals).detach().cpu().tolist()  # one read for the batch

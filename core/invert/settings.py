@@ -46,6 +46,11 @@ class InvertSettings:
     # over the last stall_steps steps
     stall_steps: int = 20
     stall_tolerance: float = 0.01
+    # fast: each frame of a warm batch stops on its own when its loss stalls (the batch stops
+    # when all have); False: the batch stops only when its total stalls (the old rule)
+    per_frame_stop: bool = True
+    # losses are read back from the device every read_every steps (each read waits for it)
+    read_every: int = 5
     # the generator's forward and backward under autocast; losses stay float32. auto: bfloat16
     # on a CUDA device that supports it (about twice the speed), float32 elsewhere
     precision: str = "auto"
@@ -64,6 +69,7 @@ class InvertSettings:
                 ">= 0",
             ),
             (self.warm_steps >= 0, "warm_steps", ">= 0"),
+            (self.read_every >= 1, "read_every", ">= 1"),
         ]
         for ok, name, rule in checks:
             if not ok:

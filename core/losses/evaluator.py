@@ -4,9 +4,8 @@ images, targets, latents and noise maps in; the weighted total and each term's v
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import replace
-from typing import NamedTuple
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -17,9 +16,26 @@ from .mix import LossMix, LossTerm
 from .terms import LOSS_TERMS, Networks, TermInputs, TermSpec
 
 
-class LossResult(NamedTuple):
+@dataclass(frozen=True)
+class LossResult:
+    """One evaluation. Unpacks as ``total, values``; the tensors stay on the device, so an
+    optimisation loop can read them back every few steps instead of syncing at each one."""
+
     total: torch.Tensor  # [] differentiable: sum of weight * value
-    values: dict[str, float]  # unweighted value of each term, labelled as LossMix.labels()
+    terms: torch.Tensor  # [T] detached: unweighted value of each term
+    per_frame: torch.Tensor  # [B] detached: each frame's weighted total (batch-wide terms shared)
+    labels: tuple[str, ...]  # LossMix.labels(), one per term
+
+    @property
+    def values(self) -> dict[str, float]:
+        """Unweighted value of each term, by label (reads the device)."""
+        return dict(zip(self.labels, self.terms.cpu().tolist(), strict=True))
+
+    def __iter__(self) -> Iterator:
+        return iter((self.total, self.values))
+
+    def __getitem__(self, index: int):
+        return (self.total, self.values)[index]
 
 
 def _same_data(a: torch.Tensor, b: torch.Tensor | None) -> bool:
@@ -136,40 +152,45 @@ class LossEvaluator:
             prev_output=prev_output,
             prev_target=prev_target,
         )
-        values = [
-            self._term(index, term, step, mask_indices, c, per_frame=term.weight_curve is not None)
+        batch = out32.shape[0]
+        # Each term per frame [B] where it is per frame (comparisons), else one value for all.
+        rows = [
+            _per_frame(
+                self._term(index, term, step, mask_indices, c, term.weight_curve is not None),
+                batch,
+                output.device,
+            )
             for index, term in enumerate(self.mix)
         ]
+        stacked = torch.stack([r.mean() for r in rows])
         if any(term.weight_curve is not None for term in self.mix):
-            total = self._weighted_by_frame(values, frames, output.shape[0], output.device)
-            floats = [float(v.detach().float().mean()) for v in values]
-            return LossResult(total, dict(zip(self.labels, floats, strict=True)))
-        weights = torch.tensor([t.weight for t in self.mix], device=output.device)
-        stacked = torch.stack([v.to(output.device).float().reshape([]) for v in values])
-        total = (stacked * weights).sum()
-        floats = stacked.detach().cpu().tolist()
-        return LossResult(total, dict(zip(self.labels, floats, strict=True)))
+            weights = self._weights(frames, batch, output.device)  # [T, B]
+            total = (torch.stack(rows) * weights).mean(1).sum()
+        else:
+            weights = torch.tensor([t.weight for t in self.mix], device=output.device)
+            total = (stacked * weights).sum()
+            weights = weights[:, None]
+        per_frame = (torch.stack(rows).detach() * weights).sum(0)
+        return LossResult(total, stacked.detach(), per_frame, tuple(self.labels))
 
-    def _weighted_by_frame(self, values, frames, batch: int, device) -> torch.Tensor:
-        """The total when some terms follow a weight curve: each such term is the mean over the
-        batch of its per-frame value times the curve at that frame's number. A term whose value
-        is one number for the batch (noise_reg: shared noise; temporal: pairs of frames) gets
-        the mean of its frames' weights."""
-        if frames is None or len(frames) != batch:
-            raise error("a loss term with a weight curve needs the frame number of every image")
-        total = torch.zeros([], device=device)
-        for term, value in zip(self.mix, values, strict=True):
-            value = value.to(device).float()
+    def _weights(self, frames, batch: int, device) -> torch.Tensor:
+        """Each term's weight for each row ``[T, B]``: its number, or its weight curve read at
+        the row's frame number."""
+        rows = []
+        for term in self.mix:
             if term.weight_curve is None:
-                total = total + term.weight * value.reshape([])
-            else:
-                total = total + (term.weight_curve.weights(frames, device) * value).mean()
-        return total
+                rows.append(torch.full((batch,), float(term.weight), device=device))
+                continue
+            if frames is None or len(frames) != batch:
+                raise error("a loss term with a weight curve needs the frame number of every image")
+            rows.append(term.weight_curve.weights(frames, device).float())
+        return torch.stack(rows)
 
     def _term(self, index: int, term: LossTerm, step: TermInputs, mask_indices, c, per_frame):
-        """One term's unweighted value ``[]``: its entry's ``compute``, or its ``features`` of
-        both sides (the target's cached) compared by its ``distance``. ``per_frame``: ``[B]``,
-        one value per frame, where the term has one (comparisons, and terms of ws alone)."""
+        """One term's unweighted value, ``[]`` or per frame ``[B]``: its entry's ``compute``, or
+        its ``features`` of both sides (the target's cached) compared by its ``distance``.
+        ``per_frame``: terms of ws alone (w_prior) are computed per frame too (a weight curve
+        weighs each frame's own)."""
         spec = LOSS_TERMS[term.name]
         if "ws" in spec.needs and step.ws is None:
             raise error(f"the {term.name} term needs ws")
@@ -192,8 +213,7 @@ class LossEvaluator:
         if spec.compute is not None:
             return spec.compute(replace(step, output=x, target=y, mask=mask))
         fy = memo(("features", index), lambda: spec.features(nets, y))
-        distance = spec.distance(nets, spec.features(nets, x), fy, mask, term.params)
-        return distance if per_frame else distance.mean()
+        return spec.distance(nets, spec.features(nets, x), fy, mask, term.params)  # [B]
 
     def _mask(self, index, term, size, batch, indices, device):
         if term.mask is None:
@@ -202,6 +222,16 @@ class LossEvaluator:
         if key not in self._cache:
             self._cache[key] = resize_mask(term.mask, tuple(size), batch, indices).to(device)
         return self._cache[key]
+
+
+def _per_frame(value: torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
+    """A term's value as ``[B]`` float32: per frame as given, or one value repeated."""
+    value = value.to(device).float().reshape(-1)
+    if value.numel() == batch:
+        return value
+    if value.numel() != 1:
+        raise error(f"a loss term gave {value.numel()} values for a batch of {batch}")
+    return value.expand(batch)
 
 
 def _check_model_needs(specs: list[TermSpec], model) -> None:

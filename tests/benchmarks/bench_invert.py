@@ -5,7 +5,9 @@ bundled 64 px demo model by both schedules, each with its default loss mix:
 
 - classic: W, 1000 steps per frame, one frame at a time, noise optimised per frame;
 - fast: W+ with a prior, 300 steps for the first frame, then batches of 8 warm-started from the
-  previous frame's solution (60 steps, fewer when the loss stalls), noise fixed.
+  previous frame's solution (60 steps; a frame whose loss stalls stops on its own), noise fixed;
+- fast_before: the fast schedule with the old stopping rule (the batch stops only when its total
+  stalls, losses read at every step), for the before/after figures.
 
 Both results are scored with the same measure, LPIPS-VGG at the model's size (the classic
 recipe's loss without its regulariser), and for temporal stability by the warping error
@@ -15,20 +17,28 @@ divided by the plate's own warping error (1: moves exactly as the plate; above: 
 lags). The last line is::
 
     speedup_vs_classic=<classic s/frame / fast s/frame> classic_loss=<x> fast_loss=<y>
-    warp_ratio_classic=<a> warp_ratio_fast=<b>
+    speedup_vs_classic=<classic s/frame / fast s/frame> classic_loss=<x> fast_loss=<y>
+    warp_ratio_classic=<a> warp_ratio_fast=<b> image_steps_per_frame=<fast> fast_before_loss=<z>
+    image_steps_per_frame_before=<fast_before> speedup_vs_before=<fast_before s / fast s>
+    [bf16_loss=<fast in bfloat16> bf16_psnr_vs_fp32=<dB>]  (with --bf16)
+
+(image-steps: optimiser steps times the frames each one computed.)
 
 Run: ``.venv/bin/python tests/benchmarks/bench_invert.py [--frames 16] [--classic-steps 1000]
-[--threads 1]``. LPIPS backbone weights (vgg16-397923af.pth) are read from models/lpips or the
-torch hub cache; without them the benchmark says so and uses LPIPS with a random backbone (the
-same for both schedules), which is a fair comparison but not the published metric.
+[--classic-frames N] [--threads 1]``. LPIPS backbone weights (vgg16-397923af.pth) are read from
+models/lpips or the torch hub cache; without them the benchmark says so and uses LPIPS with a
+random backbone (the same for both schedules), which is a fair comparison but not the published
+metric.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
+from dataclasses import replace
 
 import torch
 
@@ -77,25 +87,41 @@ def run(name: str, model, plate, flows, settings, random_backbone: bool):
     seconds = time.perf_counter() - began
     per_frame = seconds / plate.shape[0]
     loss = score(model, result.reconstruction, plate, random_backbone)
-    ratio = warp_ratio(result.reconstruction, plate, flows)
+    frames = plate.shape[0]  # classic may run on the first frames only
+    ratio = (
+        warp_ratio(result.reconstruction, plate, flows[: frames - 1]) if frames > 1 else math.nan
+    )
+    image_steps = result.latent.info["image_steps"] / plate.shape[0]
     print(
         f"{name}: {seconds:.1f} s, {per_frame:.2f} s/frame, "
-        f"{result.latent.info['steps_run']} steps, lpips {loss:.4f}, warp ratio {ratio:.2f}",
+        f"{result.latent.info['steps_run']} steps, {image_steps:.1f} image-steps/frame, "
+        f"lpips {loss:.4f}, warp ratio {ratio:.2f}",
         flush=True,
     )
-    return per_frame, loss, ratio
+    return per_frame, loss, result, image_steps, ratio
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--classic-steps", type=int, default=1000)
+    parser.add_argument(
+        "--classic-frames", type=int, default=0,
+        help="classic on the first N frames only (0: all); s/frame stays comparable, since "
+        "classic solves each frame on its own, but classic_loss is over those frames",
+    )  # fmt: skip
     parser.add_argument("--fast-steps", type=int, default=300)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument(
+        "--bf16", action="store_true",
+        help="also the fast schedule under bfloat16 autocast: bf16_loss, and PSNR of its "
+        "reconstruction against float32's",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    torch.manual_seed(0)  # a random LPIPS backbone is the same from run to run
     random_backbone = find_lpips_backbone("vgg", LPIPS_FOLDERS) is None
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu; LPIPS-VGG "
@@ -115,15 +141,33 @@ def main() -> None:
     fast = InvertSettings(
         schedule="fast", space="w_plus", steps=args.fast_steps, batch_size=args.batch
     )
+    before = replace(fast, per_frame_stop=False, read_every=1)
     classic = InvertSettings(schedule="classic", space="w", steps=args.classic_steps)
-    fast_s, fast_loss, fast_ratio = run("fast", model, plate, flows, fast, random_backbone)
-    classic_s, classic_loss, classic_ratio = run(
-        "classic", model, plate, flows, classic, random_backbone
+    fast_s, fast_loss, fast_result, fast_steps, fast_ratio = run(
+        "fast", model, plate, flows, fast, random_backbone
     )
+    before_s, before_loss, _, before_steps, _ = run(
+        "fast_before", model, plate, flows, before, random_backbone
+    )
+    classic_plate = plate[: args.classic_frames or None]
+    classic_s, classic_loss, _, _, classic_ratio = run(
+        "classic", model, classic_plate, flows, classic, random_backbone
+    )
+    bf16 = ""
+    if args.bf16:
+        in_bf16 = replace(fast, precision="bfloat16")
+        _, bf16_loss, bf16_result, _, _ = run(
+            "fast_bf16", model, plate, flows, in_bf16, random_backbone
+        )
+        error = (bf16_result.reconstruction - fast_result.reconstruction).square().mean()
+        bf16 = f" bf16_loss={bf16_loss:.4f} bf16_psnr_vs_fp32={10 * torch.log10(1 / error):.1f}"
     print(
         f"speedup_vs_classic={classic_s / fast_s:.2f} classic_loss={classic_loss:.4f} "
-        f"fast_loss={fast_loss:.4f} warp_ratio_classic={classic_ratio:.3f} "
-        f"warp_ratio_fast={fast_ratio:.3f}"
+        f"fast_loss={fast_loss:.4f} "
+        f"warp_ratio_classic={classic_ratio:.3f} warp_ratio_fast={fast_ratio:.3f} "
+        f"image_steps_per_frame={fast_steps:.1f} fast_before_loss={before_loss:.4f} "
+        f"image_steps_per_frame_before={before_steps:.1f} "
+        f"speedup_vs_before={before_s / fast_s:.2f}{bf16}"
     )
 
 
