@@ -9,6 +9,7 @@ import torch
 from latentmirror.core.errors import LatentmirrorError
 from latentmirror.core.gan.model import GanModel
 from latentmirror.core.invert import Callbacks, InvertSettings, default_mix, invert
+from latentmirror.core.invert.chain import planned_chain_steps
 from latentmirror.core.latents import LatentCache
 from latentmirror.core.losses import LossMix
 
@@ -95,8 +96,11 @@ def test_warm_start_solves_a_shot_with_fewer_steps_and_less_flicker(demo_model, 
     common = dict(steps=60, batch_size=3, space="w_plus")
     warm = invert(demo_model, shot, InvertSettings(**common, warm_start=True), mix=L2)
     cold = invert(demo_model, shot, InvertSettings(**common, warm_start=False), mix=L2)
-    # warm: 60 for the first frame, then two batches of at most 12 steps
-    assert warm.latent.info["steps_run"] <= 60 + 2 * 12
+    # warm: 60 for the first frame, then the six others chained from it, 3 side by side (each
+    # enters at most ceil(12 / 3) steps after the one before it and runs at most 12 steps)
+    chained = planned_chain_steps(InvertSettings(**common), frames=6, slots=3)
+    assert chained == 5 * 4 + 12
+    assert warm.latent.info["steps_run"] <= 60 + chained
     assert cold.latent.info["steps_run"] == 3 * 60
 
     def ws_change(latent):
