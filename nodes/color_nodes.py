@@ -55,6 +55,13 @@ class OCIOTransform:
             },
             "optional": {
                 "ocio_config": text_input(OCIO_CONFIG_TOOLTIP),
+                "precision": choice_input(
+                    PRECISIONS,
+                    "lut: the transform baked into a 129^3 LUT (cached on disk), run by OCIO "
+                    "on all CPU cores or by torch on a GPU (display-space error under 1e-3 at "
+                    "p99; pixels the LUT cannot reach take the exact path). exact: OCIO's "
+                    "CPU processor, frames in parallel (about 15x slower).",
+                ),
                 "highlights": choice_input(
                     color.HIGHLIGHTS,
                     "Inverse display/view only (display back to scene-linear), for images made "
@@ -64,13 +71,6 @@ class OCIOTransform:
                     "view's reference white (scene-linear 1.0) first; brighter tones flatten. "
                     "soft clip: the same bound reached by a smooth roll-off that keeps some "
                     "gradation but darkens tones above scene 0.7. The templates use limit.",
-                ),
-                "precision": choice_input(
-                    PRECISIONS,
-                    "lut: the transform baked into a 129^3 LUT (cached on disk), run by OCIO "
-                    "on all CPU cores or by torch on a GPU (display-space error under 1e-3 at "
-                    "p99; pixels the LUT cannot reach take the exact path). exact: OCIO's "
-                    "CPU processor, frames in parallel (about 15x slower).",
                 ),
             },
         }
@@ -82,8 +82,8 @@ class OCIOTransform:
         dst: str,
         direction: str,
         ocio_config: str = "",
-        highlights: str = "keep",
         precision: str = "lut",
+        highlights: str = "keep",
     ):
         with context(node=self.DISPLAY_NAME):
             with context(input="ocio_config"):
@@ -100,6 +100,10 @@ class OCIOTransform:
                     raise error(f"precision '{precision}' is not one of {', '.join(PRECISIONS)}")
             inverse = direction == "inverse"
             with context(input="highlights"):
+                if highlights not in color.HIGHLIGHTS:
+                    raise error(
+                        f"highlights '{highlights}' is not one of {', '.join(color.HIGHLIGHTS)}"
+                    )
                 if highlights != "keep":
                     safe = _highlight_safe(
                         to_numpy(image), cfg, source, target, direction, highlights

@@ -103,6 +103,13 @@ MISPLACED_HIGHLIGHTS = [
     ("forward", VIEW, "limit", "direction inverse"),
     ("inverse", "sRGB Encoded Rec.709 (sRGB)", "soft clip", "display/view dst"),
     ("forward", "lin_rec709", "soft clip", "set highlights to keep"),
+    (
+        "inverse",
+        VIEW,
+        "clamp",
+        "not one of keep, limit, soft clip",
+    ),  # any direction: the choice first
+    ("forward", VIEW, "exact", "not one of keep, limit, soft clip"),
 ]
 
 
