@@ -131,6 +131,17 @@ def sequence_to_write(host: Host, path: str) -> str:
     return resolved
 
 
+def safetensors_to_write(host: Host, path: str) -> str:
+    """Where a Save node writes its ``.safetensors`` file: ``path`` with the extension added if
+    missing (before the host's check: that is the file written), through the host's write
+    roots. Call inside the node's ``input="path"`` context."""
+    if not path.strip():
+        raise error("path is empty")
+    if not path.lower().endswith(".safetensors"):
+        path += ".safetensors"
+    return host.output_path(path)
+
+
 def _check_frames(pattern_path: str, check: Callable[[str], str]) -> None:
     try:
         on_disk = parse_pattern(pattern_path).frames_on_disk()

@@ -30,6 +30,7 @@ from .common import (
     display_pixels,
     link_input,
     number_input,
+    safetensors_to_write,
     text_input,
     to_nhwc,
 )
@@ -420,11 +421,7 @@ class SaveLatentsNode:
 
     def save(self, latent, path: str):
         with context(node=self.DISPLAY_NAME, input="path"):
-            if not path.strip():
-                raise error("path is empty")
-            if not path.lower().endswith(".safetensors"):  # before the check: it is the file
-                path += ".safetensors"
-            target = current_host().output_path(path)
+            target = safetensors_to_write(current_host(), path)
             with context(file=target):
                 try:
                     written = save_latents(latent, target)

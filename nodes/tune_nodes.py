@@ -11,12 +11,19 @@ from ..core.latents import GanLatent
 from ..core.plot import loss_curve_image
 from ..core.tune import TunedModelCache, TuneSettings, tune_model
 from ..host import current_host
-from .common import CATEGORY, display_pixels, link_input, number_input, text_input
+from .common import (
+    CATEGORY,
+    display_pixels,
+    link_input,
+    number_input,
+    safetensors_to_write,
+    text_input,
+)
 
 TWO_STEP_RECIPE = (
-    "tune once on the whole shot and save the model (a graph with Tune GAN to Shot and Save GAN, "
-    "run in one pass: `latentmirror run`), then render the chunks with Load GAN reading the "
-    "saved file (README: 'Tuning for a farm')"
+    "tune once on the whole shot and save the model (a graph with Tune GAN to Shot and Save "
+    "GAN, rendered in one pass: `latentmirror render` without --chunk), then render the chunks "
+    "with Load GAN reading the saved file (README: 'Tuning for a farm')"
 )
 
 
@@ -183,11 +190,7 @@ class SaveGANNode:
 
     def save(self, model, path: str):
         with context(node=self.DISPLAY_NAME, input="path"):
-            if not path.strip():
-                raise error("path is empty")
-            if not path.lower().endswith(".safetensors"):  # before the check: it is the file
-                path += ".safetensors"
-            target = current_host().output_path(path)
+            target = safetensors_to_write(current_host(), path)
             with context(file=target):
                 if os.path.lexists(target) and not is_latentmirror_gan_file(target):
                     raise error(
