@@ -15,16 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from latentmirror import host as host_module
 from latentmirror.core import color
 from latentmirror.core.errors import LatentmirrorError, error
 from latentmirror.core.frames.patterns import sequence_name
-from latentmirror.core.plot import loss_curve_image
 from latentmirror.core.storage import WriteFailed
 from latentmirror.nodes.color_nodes import OCIOTransform
-from latentmirror.plugin.graph import from_api_format
-from latentmirror.plugin.headless import HeadlessHost, Interrupted
-from latentmirror.plugin.runner import run_graph, run_graph_file
+from latentmirror.plugin.headless import Interrupted
+from latentmirror.plugin.runner import run_graph_file
 
 from .support import PACKAGE_ROOT, assert_clean_refusal, folder_state, installers_module
 
@@ -236,58 +233,6 @@ def test_plate_to_display_renders_the_display_transform_of_the_plate(plate, tmp_
 )
 def test_sequence_name(path, name):
     assert sequence_name(path) == name
-
-
-class _PlotNode:
-    """Test-only: shows a plot as Invert node 7 does."""
-
-    RETURN_TYPES = ("STRING",)
-    FUNCTION = "run"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"text": ("STRING", {"default": "x"})}}
-
-    def run(self, text):
-        values = list(np.geomspace(1.0, 0.01, 50))
-        host_module.current_host().show_plot(loss_curve_image({"total": values}), "invert_loss_7")
-        return (text,)
-
-
-class _WriteNode:
-    """Test-only output node: writes one file, reported as the savers do."""
-
-    RETURN_TYPES = ()
-    FUNCTION = "write"
-    OUTPUT_NODE = True
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"text": ("STRING",), "path": ("STRING", {"default": ""})}}
-
-    def write(self, text, path):
-        Path(path).write_text(text)
-        return {"ui": {"files": [path]}, "result": ()}
-
-
-def test_two_graphs_rendering_into_one_folder_keep_their_own_plots(tmp_path):
-    host_module.set_host(HeadlessHost(show_progress=False))
-    try:
-        plots = []
-        for sequence in ("identity", "obscura"):
-            graph = from_api_format({
-                "1": {"class_type": "Test_Plot", "inputs": {"text": sequence}},
-                "2": {"class_type": "Test_Write",
-                      "inputs": {"text": ["1", 0], "path": str(tmp_path / f"{sequence}.1001.exr")}},
-            })  # fmt: skip
-            plots += run_graph(graph, {"Test_Plot": _PlotNode, "Test_Write": _WriteNode}).plots
-    finally:
-        host_module.set_host(None)
-    assert plots == [
-        str(tmp_path / "identity.invert_loss_7.png"),
-        str(tmp_path / "obscura.invert_loss_7.png"),
-    ]
-    assert all(Path(p).is_file() for p in plots)
 
 
 # ------------------------------------------------------------------------------ error names

@@ -268,6 +268,22 @@ def test_runner_writes_the_plot_beside_the_outputs(headless, tmp_path):
     assert headless.plots == {}
 
 
+def test_two_graphs_rendering_into_one_folder_keep_their_own_plots(headless, tmp_path):
+    plots = []
+    for sequence in ("identity", "obscura"):
+        graph = from_api_format({
+            "1": {"class_type": "Test_Plot", "inputs": {"text": sequence}},
+            "2": {"class_type": "Test_Write",
+                  "inputs": {"text": ["1", 0], "path": str(tmp_path / f"{sequence}.1001.exr")}},
+        })  # fmt: skip
+        plots += run_graph(graph, {"Test_Plot": _PlotNode, "Test_Write": _WriteNode}).plots
+    assert plots == [
+        str(tmp_path / "identity.invert_loss_7.png"),
+        str(tmp_path / "obscura.invert_loss_7.png"),
+    ]
+    assert all(os.path.isfile(p) for p in plots)
+
+
 def test_runner_without_plots_reports_none(headless, tmp_path):
     graph = from_api_format(
         {"1": {"class_type": "Test_Write", "inputs": {"text": "x", "path": str(tmp_path / "a")}}}
