@@ -234,3 +234,17 @@ def test_inversion_on_cuda_matches_the_cpu(demo_model, demo_faces):
         on_cuda.latent.frame_loss, on_cpu.latent.frame_loss, strict=True
     ):
         assert cuda_loss == pytest.approx(cpu_loss, rel=0.1, abs=1e-3)
+
+
+def test_a_loss_that_is_not_finite_in_a_tile_names_its_frame(demo_model, demo_faces):
+    images, ws = demo_faces
+    plate = torch.cat([images[0], images[1][..., 16:]], dim=-1)  # 64x112: two tiles
+    shot = torch.stack([plate, torch.roll(plate, shifts=1, dims=-1)])
+    start = torch.cat([ws[:2], ws[:2]]).clone()  # a row per tile: frame-major
+    start[3] = float("nan")  # frame 1002's second tile
+    fit = plan_fit("tiles", 64, 112, 64, overlap=16)
+    bad = GanLatent(start, "w_plus", demo_model.content_hash, [1001, 1001, 1002, 1002], fit)
+    settings = InvertSettings(steps=12, fit="tiles", tile_overlap=16)
+    with pytest.raises(LatentmirrorError, match="while inverting frame 1002") as bad_run:
+        invert(demo_model, shot, settings, mix=L2, init=bad, frames=[1001, 1002])
+    assert bad_run.value.where.frame == 1002

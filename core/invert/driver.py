@@ -235,6 +235,8 @@ def _run_streams(run: Run, start: torch.Tensor | None, streams: int, previous=No
             targets=run.targets[rows],
             mask_rows=rows,
             row_frames=[run.row_frames[r] for r in rows],
+            pending=[],  # its own steps to read back, not the run's
+            gathered=None,
         )
         stream_start = start[rows] if start is not None and start.shape[0] > 1 else start
         parts.append(

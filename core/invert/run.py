@@ -124,9 +124,11 @@ class Run:
         return readings
 
     def frame_number(self, index: int) -> int:
-        """The frame number of target ``index`` (of this stream, for a tile sequence)."""
-        row = self.mask_rows[index] if self.mask_rows is not None else index
-        return self.row_frames[row] if self.row_frames else row
+        """The frame number of target ``index`` (of this stream, for a tile sequence: a stream's
+        ``row_frames`` are its own targets', as the loss reads them for curves)."""
+        if self.row_frames:
+            return self.row_frames[index]
+        return self.mask_rows[index] if self.mask_rows is not None else index
 
     def _refuse_not_finite(self, total: float, indices: list[int], per_frame: list[float]):
         """The error for a loss that is not finite, naming the first frame whose own loss is not
