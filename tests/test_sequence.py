@@ -46,6 +46,25 @@ def test_round_trip_is_bit_exact_with_alpha_and_attributes(plate_factory, tmp_pa
     assert again.info.colorspace == "ACEScg"  # read back from the file's own tag
 
 
+def test_a_plate_without_alpha_is_copied_without_alpha(tmp_path, rng):
+    """A copy keeps the plate's channels: Load's mask of ones over an RGB plate is not written
+    as A; a mask that holds something is, even over the same plate."""
+    pixels = (rng.random((16, 24, 3)) * 4).astype(np.float32)
+    write_raw_exr(tmp_path / "rgb.1001.exr", pixels, ["R", "G", "B"])
+    plate = load_sequence(str(tmp_path / "rgb.####.exr"))
+    assert not plate.info.has_alpha and np.all(plate.alpha == 1.0)
+    copy = str(tmp_path / "copy" / "c.####.exr")
+    save_sequence(copy, plate.rgb, plate.alpha, plate.info)
+    assert read_headers(copy.replace("####", "1001"))[0].channels == ["R", "G", "B"]
+    assert np.array_equal(load_sequence(copy).rgb, plate.rgb)
+    matte = plate.alpha.copy()
+    matte[0, 3, 5] = 0.25
+    keyed = str(tmp_path / "keyed" / "k.####.exr")
+    save_sequence(keyed, plate.rgb, matte, plate.info)
+    assert read_headers(keyed.replace("####", "1001"))[0].channels == ["R", "G", "B", "A"]
+    assert np.array_equal(load_sequence(keyed).alpha, matte)
+
+
 def test_gaps_error_hold_and_black(plate_factory):
     pattern = plate_factory(frames=(1001, 1002, 1004, 1005))
     with pytest.raises(LatentmirrorError) as caught:

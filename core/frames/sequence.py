@@ -442,6 +442,7 @@ def save_sequence(
         )
     with context(input="plate_info"):
         frames = output_frames(count, plate, start_frame)
+    alpha = _alpha_to_write(alpha, plate)
     with context(input="path"):
         pattern = parse_pattern(path)
         if pattern.is_single_file and count > 1:
@@ -637,6 +638,15 @@ def _warn_frame_values(values: np.ndarray, frame: int, pixel_type: str) -> None:
                 overflow,
                 HALF_MAX,
             )
+
+
+def _alpha_to_write(alpha: np.ndarray | None, plate: PlateInfo | None) -> np.ndarray | None:
+    """The mask to write as the A channel, or None. A plate without alpha loads with a mask of
+    ones: writing that back would give the copy a channel its plate never had (and a third more
+    to encode), so a mask of ones over such a plate is not written; any other mask is."""
+    if alpha is None or plate is None or plate.has_alpha:
+        return alpha
+    return None if not np.any(alpha != 1.0) else alpha
 
 
 def _frame_pixels(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, list[str]]:
