@@ -130,9 +130,15 @@ def load_lpips(
     return module
 
 
-def lpips_features(module: torch.nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
-    """Unit-normalised backbone features of ``images [B, 3, H, W]`` in [-1, 1] (LPIPS v0.1)."""
-    outs = module.net(module.scaling_layer(images))
+def lpips_features(
+    module: torch.nn.Module, images: torch.Tensor, autocast: torch.dtype | None = None
+) -> list[torch.Tensor]:
+    """Unit-normalised backbone features of ``images [B, 3, H, W]`` in [-1, 1] (LPIPS v0.1),
+    float32; the backbone's convolutions under autocast in ``autocast`` when given (most of an
+    inversion step's arithmetic at a small model's size)."""
+    with torch.autocast(images.device.type, dtype=autocast, enabled=autocast is not None):
+        outs = module.net(module.scaling_layer(images))
+    outs = [o.float() for o in outs]
     return [o / (o.square().sum(dim=1, keepdim=True).sqrt() + 1e-10) for o in outs]
 
 

@@ -282,8 +282,9 @@ class InvertNode:
                 "precision": choice_input(
                     PRECISIONS,
                     "The generator's arithmetic while inverting: auto uses bfloat16 mixed "
-                    "precision on CUDA GPUs that support it (faster; losses stay float32), "
-                    "float32 elsewhere.",
+                    "precision where the device computes it natively (CUDA GPUs that support it, "
+                    "CPUs with AVX512-BF16 or AMX: faster at equal quality; losses stay "
+                    "float32), float32 elsewhere.",
                 ),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},

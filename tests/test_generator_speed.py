@@ -13,8 +13,8 @@ from latentmirror.core.errors import LatentmirrorError
 from latentmirror.core.fit import plan_fit
 from latentmirror.core.gan.ops import modulated_conv2d, prefer_fused_modconv, setup_filter
 from latentmirror.core.invert import InvertSettings, invert
-from latentmirror.core.invert.chain import RowAdam
-from latentmirror.core.invert.run import Run
+from latentmirror.core.invert.chain import RowAdam, _Frame, _start_of
+from latentmirror.core.invert.run import BestLatents, Run
 from latentmirror.core.invert.settings import Callbacks
 from latentmirror.core.latents import GanLatent
 from latentmirror.core.losses import LossMix
@@ -135,7 +135,9 @@ def _moving_shot(demo_model, demo_faces, count: int):
 @pytest.mark.parametrize("slots", [1, 3])
 def test_warm_frames_chain_each_from_the_one_before(demo_model, demo_faces, slots):
     shot = _moving_shot(demo_model, demo_faces, 6)
-    settings = InvertSettings(steps=40, warm_steps=12, batch_size=slots, stall_steps=100)
+    settings = InvertSettings(
+        steps=40, warm_steps=12, batch_size=slots, chain_slots=slots, stall_steps=100
+    )
     steps_seen = []
     callbacks = Callbacks(on_step=lambda done, planned: steps_seen.append((done, planned)))
     result = invert(demo_model, shot, settings, mix=L2, callbacks=callbacks)
@@ -154,6 +156,19 @@ def test_warm_frames_chain_each_from_the_one_before(demo_model, demo_faces, slot
     # a chained frame is a better start for the next than the cold frame is
     chained_error = (result.latent.ws[-1] - result.latent.ws[-2]).norm()
     assert chained_error < (result.latent.ws[-1] - result.latent.ws[0]).norm()
+
+
+def test_a_chained_frame_starts_where_the_frames_before_it_point():
+    """Constant velocity: the frame before, moved on by its step from the one before that; the
+    first chained frame (only the frame before it known) starts from that frame."""
+    start = torch.full((1, 2, 3), 1.0)  # the solved frame before the chain
+    solved = {4: torch.full((2, 3), 1.5)}  # the chain's first frame (index 4), solved
+    best = BestLatents(torch.full((1, 2, 3), 2.25))  # frame 5, in slot 0, best so far
+    frames = {5: _Frame(5, slot=0)}
+    assert torch.equal(_start_of(4, 4, start, solved, frames, best), start[0])
+    assert torch.equal(_start_of(5, 4, start, solved, frames, best), torch.full((2, 3), 2.0))
+    # frame 6: frame 5 still in its slot, its best latents so far stand for it
+    assert torch.equal(_start_of(6, 4, start, solved, frames, best), torch.full((2, 3), 3.0))
 
 
 def test_row_adam_is_torch_adam_for_each_row():

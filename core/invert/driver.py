@@ -77,6 +77,7 @@ def invert(
     evaluator = LossEvaluator(
         fit_mix(used_mix, plan, len(frames)), model, lpips_folders=lpips_folders,
         device=model.device, allow_random_backbone=allow_random_backbone,
+        autocast=settings.autocast_dtype(model.device),
     )  # fmt: skip
     run = _new_run(model, settings, evaluator, targets, callbacks, len(frames), plan.tile_count)
     run.row_frames = [f for f in frames for _ in range(plan.tile_count)]  # a row per target
@@ -138,11 +139,13 @@ def _fit_plate(images: torch.Tensor, model, settings: InvertSettings):
 
 
 def _cache_key(model, targets, frames, settings, mix, reference, init, previous) -> str:
-    """What a cached result must match: the model, targets, settings, mix, the references that
-    steer inversion, and the start latents."""
+    """What a cached result must match: the model, targets, settings (and the arithmetic
+    ``auto`` precision means on this device), mix, the references that steer inversion, and the
+    start latents."""
     return cache_key(
         model=model.content_hash, targets=tensor_digest(targets), frames=frames,
-        settings=asdict(settings), mix=mix.fingerprint(),
+        settings=asdict(settings), autocast=str(settings.autocast_dtype(model.device)),
+        mix=mix.fingerprint(),
         reference=reference.fingerprint(("loss_pull", "latent_anchor")),
         init=tensor_digest(init.ws) if init is not None else None,
         previous=tensor_digest(previous.ws) if previous is not None else None,
@@ -179,7 +182,8 @@ def _planned_steps(run: Run, start: torch.Tensor | None, count: int) -> int:
     if not settings.warm_start:
         return settings.steps * math.ceil(count / settings.batch_size)
     if chains(settings, run, start):
-        return settings.steps + planned_chain_steps(settings, count - 1, settings.batch_size)
+        slots = settings.slots_on(run.model.device)
+        return settings.steps + planned_chain_steps(settings, count - 1, slots)
     return settings.steps + settings.steps_when_warm * math.ceil((count - 1) / settings.batch_size)
 
 

@@ -1,10 +1,11 @@
 """The ``fast`` schedule (the default).
 
 Frames in batches on the device. The first frame is solved cold (``steps`` steps); every later
-batch starts from the previous frame's solution (also across batches) and runs only
-``warm_steps`` (a fifth of ``steps`` unless set), stopping early when the loss stalls. W+ with a
-pull toward w_avg; noise maps fixed (the model's) or, in ``w_plus_noise``, one set shared by all
-frames and carried from batch to batch, so noise does not flicker.
+frame starts warm and runs only ``warm_steps`` (a fifteenth of ``steps`` unless set), stopping
+early when its loss stalls: chained, each from where the frames before it point (chain.py), or,
+when the loss ties frames together, in batches from the previous frame's solution (also across
+batches). W+ with a pull toward w_avg; noise maps fixed (the model's) or, in ``w_plus_noise``,
+one set shared by all frames and carried from batch to batch, so noise does not flicker.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def run_fast(run: Run, start: torch.Tensor | None, previous: torch.Tensor | None
         batch = _next_batch(run, start, batches, position, batch_size)
         try:
             if chained and not batch.cold:  # every frame left, each from the one before it
-                ws = run_chain(run, position, batch.start[:1], batch_size)
+                slots = min(batch_size, settings.slots_on(model.device))
+                ws = run_chain(run, position, batch.start[:1], slots)
                 indices = list(range(position, count))
             else:
                 ws, indices = _invert_batch(run, batch, noise, prev), batch.indices

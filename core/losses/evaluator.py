@@ -60,7 +60,8 @@ class LossEvaluator:
     lpips_folders: where to look for backbone files (ComfyUI's models/lpips, the pack's), the
     torch hub cache is searched after them. The LPIPS modules load here, on ``device`` (default:
     the model's), so a missing file fails before any optimisation. ``allow_random_backbone`` is
-    for tests only.
+    for tests only. ``autocast``: the dtype LPIPS backbones compute in under autocast (Invert
+    passes the generator's mixed precision); features and losses stay float32.
 
     Target-side work (resizing, LPIPS and D features of the target, masks on the device) is cached
     while the same target data is passed again unchanged (the same tensor, or the same slice of
@@ -75,6 +76,7 @@ class LossEvaluator:
         lpips_folders: Sequence[str] = (),
         device: torch.device | str | None = None,
         allow_random_backbone: bool = False,
+        autocast: torch.dtype | None = None,
     ):
         if not isinstance(mix, LossMix):
             raise error(f"expected a LossMix, got {type(mix).__name__}")
@@ -84,6 +86,7 @@ class LossEvaluator:
         self.model = model
         self.labels = mix.labels()
         self.device = torch.device(device or (model.device if model is not None else "cpu"))
+        self.autocast = autocast
         specs = [LOSS_TERMS[name] for name in dict.fromkeys(t.name for t in mix)]
         _check_model_needs(specs, model)
         self._lpips_folders = list(lpips_folders)
@@ -199,6 +202,7 @@ class LossEvaluator:
             lpips=self.lpips_module(spec.lpips_net, device) if spec.lpips_net else None,
             discriminator=self.model.discriminator if self.model is not None else None,
             c=c,
+            autocast=self.autocast,
         )
         step = replace(step, params=term.params, nets=nets)
         if not spec.image:

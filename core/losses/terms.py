@@ -106,6 +106,9 @@ class Networks:
     lpips: torch.nn.Module | None = None  # the term's LPIPS module (see TermSpec.lpips_net)
     discriminator: torch.nn.Module | None = None
     c: torch.Tensor | None = None  # class labels for a conditional discriminator
+    # the LPIPS backbone's arithmetic under autocast (the generator's when it has one); its
+    # features and every distance stay float32
+    autocast: torch.dtype | None = None
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,7 @@ def _pixels(nets: Networks, images: torch.Tensor) -> list[torch.Tensor]:
 
 
 def _lpips_features(nets: Networks, images: torch.Tensor) -> list[torch.Tensor]:
-    return lpips_features(nets.lpips, images)
+    return lpips_features(nets.lpips, images, nets.autocast)
 
 
 def _lpips_distance(nets: Networks, fx, fy, mask, params: dict) -> torch.Tensor:

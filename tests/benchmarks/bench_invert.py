@@ -3,11 +3,14 @@
 A 16-frame shot (a camera move over a real photo, assets/photos/china.jpg) is inverted with the
 bundled 64 px demo model by both schedules, each with its default loss mix:
 
-- classic: W, 1000 steps per frame, one frame at a time, noise optimised per frame;
-- fast: W+ with a prior, 300 steps for the first frame, then batches of 8 warm-started from the
-  previous frame's solution (60 steps; a frame whose loss stalls stops on its own), noise fixed;
-- fast_before: the fast schedule with the old stopping rule (the batch stops only when its total
-  stalls, losses read at every step), for the before/after figures.
+- classic: W, 1000 steps per frame, one frame at a time, noise optimised per frame, float32 (as
+  NVlabs' projector);
+- fast: W+ with a prior, 300 steps for the first frame, then every frame chained from the ones
+  before it (starting where their motion points, 20 steps; a frame whose loss stalls stops on its
+  own), noise fixed, precision ``auto`` (bfloat16 on a CPU or GPU with bfloat16 units);
+- fast_before: the fast schedule as it was before chaining: batches of 8 warm-started from the
+  previous frame's solution, 60 steps, the batch stopping only when its total stalls, losses read
+  at every step, float32; for the before/after figures.
 
 Both results are scored with the same measure, LPIPS-VGG at the model's size (the classic
 recipe's loss without its regulariser), and for temporal stability by the warping error
@@ -20,7 +23,7 @@ lags). The last line is::
     speedup_vs_classic=<classic s/frame / fast s/frame> classic_loss=<x> fast_loss=<y>
     warp_ratio_classic=<a> warp_ratio_fast=<b> image_steps_per_frame=<fast> fast_before_loss=<z>
     image_steps_per_frame_before=<fast_before> speedup_vs_before=<fast_before s / fast s>
-    [bf16_loss=<fast in bfloat16> bf16_psnr_vs_fp32=<dB>]  (with --bf16)
+    [bf16_loss=<x> fp32_loss=<y> bf16_psnr_vs_fp32=<dB> bf16_speedup=<r>]  (with --bf16)
 
 (image-steps: optimiser steps times the frames each one computed.)
 
@@ -95,7 +98,7 @@ def run(name: str, model, plate, flows, settings, random_backbone: bool):
     print(
         f"{name}: {seconds:.1f} s, {per_frame:.2f} s/frame, "
         f"{result.latent.info['steps_run']} steps, {image_steps:.1f} image-steps/frame, "
-        f"lpips {loss:.4f}, warp ratio {ratio:.2f}",
+        f"lpips {loss:.4f}, warp ratio {ratio:.2f}, autocast {result.latent.info['autocast']}",
         flush=True,
     )
     return per_frame, loss, result, image_steps, ratio
@@ -115,8 +118,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument(
         "--bf16", action="store_true",
-        help="also the fast schedule under bfloat16 autocast: bf16_loss, and PSNR of its "
-        "reconstruction against float32's",
+        help="also the fast schedule in the precision auto did not choose (float32 where the "
+        "device has bfloat16 units, else bfloat16): both losses, the PSNR between their "
+        "reconstructions and bfloat16's speed-up",
     )  # fmt: skip
     args = parser.parse_args()
     if args.threads:
@@ -141,8 +145,15 @@ def main() -> None:
     fast = InvertSettings(
         schedule="fast", space="w_plus", steps=args.fast_steps, batch_size=args.batch
     )
-    before = replace(fast, per_frame_stop=False, read_every=1)
-    classic = InvertSettings(schedule="classic", space="w", steps=args.classic_steps)
+    # the recipe before chaining: warm batches of a fifth of the steps, stopped together
+    before = replace(
+        fast, per_frame_stop=False, read_every=1, warm_steps=args.fast_steps // 5,
+        precision="float32",
+    )  # fmt: skip
+    # NVlabs' projector as it is: float32
+    classic = InvertSettings(
+        schedule="classic", space="w", steps=args.classic_steps, precision="float32"
+    )
     fast_s, fast_loss, fast_result, fast_steps, fast_ratio = run(
         "fast", model, plate, flows, fast, random_backbone
     )
@@ -154,13 +165,20 @@ def main() -> None:
         "classic", model, classic_plate, flows, classic, random_backbone
     )
     bf16 = ""
-    if args.bf16:
-        in_bf16 = replace(fast, precision="bfloat16")
-        _, bf16_loss, bf16_result, _, _ = run(
-            "fast_bf16", model, plate, flows, in_bf16, random_backbone
+    if args.bf16:  # the fast schedule in the precision auto did not choose here
+        in_bf16 = fast.autocast_dtype(model.device) is None
+        other = replace(fast, precision="bfloat16" if in_bf16 else "float32")
+        other_s, other_loss, other_result, _, _ = run(
+            f"fast_{other.precision}", model, plate, flows, other, random_backbone
         )
-        error = (bf16_result.reconstruction - fast_result.reconstruction).square().mean()
-        bf16 = f" bf16_loss={bf16_loss:.4f} bf16_psnr_vs_fp32={10 * torch.log10(1 / error):.1f}"
+        error = (other_result.reconstruction - fast_result.reconstruction).square().mean()
+        bf16_loss, fp32_loss = (other_loss, fast_loss) if in_bf16 else (fast_loss, other_loss)
+        bf16_s, fp32_s = (other_s, fast_s) if in_bf16 else (fast_s, other_s)
+        bf16 = (
+            f" bf16_loss={bf16_loss:.4f} fp32_loss={fp32_loss:.4f} "
+            f"bf16_psnr_vs_fp32={10 * torch.log10(1 / error):.1f} "
+            f"bf16_speedup={fp32_s / bf16_s:.2f}"
+        )
     print(
         f"speedup_vs_classic={classic_s / fast_s:.2f} classic_loss={classic_loss:.4f} "
         f"fast_loss={fast_loss:.4f} "

@@ -41,31 +41,38 @@ WIDTH, HEIGHT = 1920, 1080
 COPY_FRAMES, COPY_REPEATS = 24, 3  # the EXR copy: frames, and repeats of which the best counts
 
 
-def write_latents(folder: str, frames: int) -> str:
-    from latentmirror.core.fit import plan_fit
-    from latentmirror.core.latents import GanLatent, save_latents
+def demo_model():
     from latentmirror.nodes.gan_nodes import LoadGAN
 
-    (model,) = LoadGAN().load(DEMO_MODEL, "float32")
+    return LoadGAN().load(DEMO_MODEL, "float32")[0]
+
+
+def write_latents(folder: str, frames: int, model=None, size=(WIDTH, HEIGHT)) -> str:
+    """A shot of ``frames`` latents of ``model`` (default: the demo model) whose plate is
+    ``size`` (width, height): Resynthesize makes frames of that size."""
+    from latentmirror.core.fit import plan_fit
+    from latentmirror.core.latents import GanLatent, save_latents
+
+    model = model or demo_model()
     z = torch.randn(frames, model.z_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        ws = model.mapping(z, 0.7)
-    fit = plan_fit("stretch", HEIGHT, WIDTH, model.resolution)  # plate size: 1920x1080 out
+        ws = model.mapping(z.to(model.device), 0.7).cpu()
+    fit = plan_fit("stretch", size[1], size[0], model.resolution)
     latent = GanLatent(ws, "w_plus", model.content_hash, list(range(1001, 1001 + frames)), fit)
     return save_latents(latent, os.path.join(folder, "shot.safetensors"))
 
 
-def render(latents: str, out: str, precision: str, chunk: int) -> dict[str, Stage]:
+def render(latents: str, out: str, precision: str, chunk: int, model=None) -> dict[str, Stage]:
     """Wall and CPU seconds per stage for the whole shot, the graph run on ``chunk`` frames at a
-    time (CPU seconds: the process's, all threads; the machine may be shared)."""
+    time (CPU seconds: the process's, all threads; the machine may be shared). ``model``: the
+    latents' (default: the demo model)."""
     from latentmirror.nodes.color_nodes import OCIOTransform
     from latentmirror.nodes.exr_nodes import SaveEXRSequence
-    from latentmirror.nodes.gan_nodes import LoadGAN
     from latentmirror.nodes.invert_nodes import LoadLatentsNode
     from latentmirror.nodes.resynth_nodes import ResynthesizeNode
 
     stages: dict[str, Stage] = defaultdict(Stage)
-    (model,) = LoadGAN().load(DEMO_MODEL, "float32")
+    model = model or demo_model()
     with stages["load latents"]:
         (latent,) = LoadLatentsNode().load(latents)
     for start in range(0, len(latent), chunk):
@@ -79,6 +86,22 @@ def render(latents: str, out: str, precision: str, chunk: int) -> dict[str, Stag
         with stages["save exr"]:
             SaveEXRSequence().save(scene, out, "half", "zip", "overwrite", start_frame=1001 + start)
     return dict(stages)
+
+
+def graph_fps(model, frames: int, size: tuple[int, int], chunk: int) -> float:
+    """Frames/s of the graph (LUT colour) on ``model``'s latents rendered at ``size``
+    (width, height), after one chunk to warm up (the LUT's bake, the device's first kernels)."""
+    from latentmirror.host import set_host
+    from latentmirror.plugin.headless import HeadlessHost
+
+    set_host(HeadlessHost(model.device.type, show_progress=False))
+    with tempfile.TemporaryDirectory() as folder:
+        for run, count in (("warm-up", chunk), ("timed", frames)):
+            os.makedirs(os.path.join(folder, run))
+            latents = write_latents(os.path.join(folder, run), count, model, size)
+            out = os.path.join(folder, run, "frame.####.exr")
+            stages = render(latents, out, "lut", chunk, model)
+    return frames / sum(stage.wall for stage in stages.values())
 
 
 class Stage:

@@ -6,13 +6,17 @@ An FFHQ config-f StyleGAN2 (z/w 512, 8 mapping layers, channel_base 32768, chann
 - ``invert_fps_1024``: frames/s inverted by the fast schedule (warm batches, default settings,
   LPIPS-VGG with a random backbone: the same work as the real one, nothing downloaded);
 - ``resynth_fps_1024``: frames/s of forward-only synthesis (no grad) at the best batch size;
+- ``graph_fps_1024`` and ``graph_fps_1080``: frames/s of the resynthesis graph with colour and EXR
+  writing (bench_pipeline.py's: Load Latents -> Resynthesize -> OCIO Transform (LUT) -> Save EXR,
+  half zip) on this model, at 1024x1024 and 1920x1080;
 - ``peak_mem_gib_batch<n>``: peak device memory of one forward+backward per batch size;
 - ``flops_fraction``: FLOPs of one generator forward+backward (counted with
   ``torch.utils.flop_counter.FlopCounterMode``) per second, over the device's peak (bfloat16
   dense tensor-core figure from a small table, or ``--peak-tflops``).
 
 ``--dry-run``: the same code on a tiny 64 px model on the CPU in seconds (checks the script, not
-the device). Last line: ``invert_fps_1024=.. resynth_fps_1024=.. flops_fraction=..``.
+the device). Last line: ``invert_fps_1024=.. resynth_fps_1024=.. graph_fps_1024=..
+graph_fps_1080=.. flops_fraction=..``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
 from latentmirror.core.gan.model import GanModel  # noqa: E402
 from latentmirror.core.gan.stylegan2 import Generator  # noqa: E402
 from latentmirror.core.invert import InvertSettings, invert  # noqa: E402
+
+sys.path.append(os.path.dirname(__file__))
+from bench_pipeline import graph_fps  # noqa: E402
 
 # Dense bfloat16 tensor-core peaks, TFLOP/s (vendor data sheets, SXM parts).
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
@@ -156,9 +163,17 @@ def main() -> None:
     )
     inverted = inversion_fps(model, frames, batch=8 if not args.dry_run else 2, steps=4 if
                              args.dry_run else 300)  # fmt: skip
+    graph = {}
+    for name, size in (("1024", (resolution, resolution)), ("1080", (1920, 1080))):
+        if args.dry_run:  # the graph's code on small frames
+            size = (size[0] // 8, size[1] // 8)
+        graph[name] = graph_fps(model, frames=4 if args.dry_run else 64, size=size, chunk=4 if
+                                args.dry_run else 16)  # fmt: skip
+        print(f"graph {size[0]}x{size[1]}: {graph[name]:.2f} fps", flush=True)
     fraction_text = f"{fraction:.3f}" if fraction is not None else "unknown"
     print(
         f"invert_fps_{resolution}={inverted:.3f} resynth_fps_{resolution}={resynth:.2f} "
+        f"graph_fps_1024={graph['1024']:.2f} graph_fps_1080={graph['1080']:.2f} "
         f"flops_fraction={fraction_text}"
     )
 
