@@ -118,8 +118,8 @@ def test_a_batch_stops_early_when_the_loss_stalls(demo_model, demo_faces):
         ws[:1], "w_plus", demo_model.content_hash, [0], plan_fit("stretch", 64, 64, 64)
     )
     settings = InvertSettings(
-        steps=200, stall_steps=10, learning_rate=1e-7, read_every=1
-    )  # cannot improve; losses read at every step
+        steps=200, stall_steps=10, learning_rate=1e-7, read_every=1, precision="float32"
+    )  # cannot improve (in bfloat16 a loss this small jitters); losses read at every step
     result = invert(demo_model, images[:1], settings, mix=L2, init=exact)
     assert result.latent.info["steps_run"] == 11  # the window, then one step to see the stall
     every_5 = invert(demo_model, images[:1], replace(settings, read_every=5), mix=L2, init=exact)

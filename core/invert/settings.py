@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import fit as fitting
+from ..caches import register_cache
 from ..errors import error
 from ..latents import SPACES, GanLatent
 from ..losses import LossMix
@@ -160,3 +161,6 @@ def _cpu_has_bfloat16_units() -> bool:
     except OSError:  # not Linux: float32, the safe choice
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+register_cache("CPU bfloat16 units", _cpu_has_bfloat16_units)
