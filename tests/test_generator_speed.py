@@ -172,6 +172,21 @@ def test_a_chained_frame_starts_where_the_frames_before_it_point():
     assert torch.equal(_start_of(6, 4, start, solved, frames, best), torch.full((2, 3), 3.0))
 
 
+def test_a_chained_frame_that_stops_early_lets_the_next_one_in(demo_model, demo_faces):
+    """One slot: a frame whose loss stalls before its warm steps are up leaves, and the next
+    frame enters at once (it waited for a hand-off that never came: an empty slot index)."""
+    images, _ = demo_faces
+    still = images[:1].expand(4, -1, -1, -1)  # nothing moves: every warm frame stalls at once
+    settings = InvertSettings(
+        steps=5, warm_steps=60, stall_steps=5, learning_rate=1e-7, chain_slots=1,
+        precision="float32",
+    )  # fmt: skip
+    result = invert(demo_model, still, settings, mix=L2)
+    assert len(result.latent) == 4
+    # each warm frame left at its first read after the window (10 steps), not after 60
+    assert result.latent.info["image_steps"] == 5 + 3 * 10
+
+
 def test_row_adam_is_torch_adam_for_each_row():
     gen = torch.Generator().manual_seed(3)
     values = torch.randn(3, 4, 5, generator=gen)

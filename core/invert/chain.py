@@ -130,7 +130,11 @@ def run_chain(run: Run, first: int, start: torch.Tensor, slots: int) -> torch.Te
     following, taken = first, 0
     run.begin_batch()
     while active or following < count:
-        while following < count and len(active) < slots and _may_enter(frames, following, handoff):
+        while (
+            following < count
+            and len(active) < slots
+            and _may_enter(frames, solved, following, handoff)
+        ):
             slot = min(set(range(slots)) - set(active))
             adam.restart(slot, _start_of(following, first, start, solved, frames, best))
             best.restart(slot, values[slot])
@@ -168,11 +172,13 @@ def run_chain(run: Run, first: int, start: torch.Tensor, slots: int) -> torch.Te
     return expand_ws(ws, model.num_ws)
 
 
-def _may_enter(frames: dict[int, _Frame], index: int, handoff: int) -> bool:
-    """Frame ``index`` may enter once the frame before it has taken ``handoff`` steps (the
-    first warm frame at once)."""
+def _may_enter(frames: dict[int, _Frame], solved: dict, index: int, handoff: int) -> bool:
+    """Frame ``index`` may enter once the frame before it has taken ``handoff`` steps or has
+    left (its loss stalled sooner); the first warm frame at once."""
     before = frames.get(index - 1)
-    return not frames or (before is not None and before.done >= handoff)
+    if not frames:
+        return True
+    return before is not None and (before.done >= handoff or before.index in solved)
 
 
 def _start_of(index, first, start, solved, frames, best) -> torch.Tensor:
