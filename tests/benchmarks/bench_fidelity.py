@@ -252,13 +252,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=0, help="Invert steps (0: the template's)")
     group = parser.add_argument_group("the tuned run's Tune GAN to Shot (default: the template's)")
     for flag, (node_input, kind) in TUNE_FLAGS.items():
-        group.add_argument(flag, type=kind, dest=node_input)
+        group.add_argument(flag, type=kind, dest=f"tune_{node_input}")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--tuned-fit", default="", help="fit of the tuned run (the template's)")
     parser.add_argument("--skip-tiles", action="store_true", help="no untuned tiles run")
     args = parser.parse_args()
-    tuning = {k: getattr(args, k) for k, _ in TUNE_FLAGS.values() if getattr(args, k) is not None}
+    given = {k: getattr(args, f"tune_{k}") for k, _ in TUNE_FLAGS.values()}
+    tuning = {k: v for k, v in given.items() if v is not None}
     if args.threads:
         torch.set_num_threads(args.threads)
 
