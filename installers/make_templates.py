@@ -107,7 +107,8 @@ def identity() -> tuple[str, list[Node]]:
         "Shot steps 625 per frame (frames x tiles x 125 / batch_size: every tile seen 125 "
         "times). On the demo plate (24 frames, 15000 steps) that gives 29.1 dB instead of 19.5, "
         "with a warping error 1.22x the plate's own (untuned tiles: 5.8x), at about 53 s per "
-        "frame on one CPU thread. Render chunks from a saved tuned model (README: Tuning for a farm).",
+        "frame on one CPU thread; locality 1 (twice the time) keeps the model's faces for the "
+        "obscura look. Render chunks from a saved tuned model (README: Tuning for a farm).",
         nodes,
     )
 
