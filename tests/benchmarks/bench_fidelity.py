@@ -152,15 +152,15 @@ def is_output(node) -> bool:
 TIMED_NODES = ("LM_Invert", TUNE_NODE)  # the seconds each of these spent are reported
 
 
-def timed(node_class, seconds: dict):
-    """``node_class`` whose function adds its wall time to ``seconds[node type]``."""
+def timed(node_type: str, node_class, seconds: dict):
+    """``node_class`` whose function adds its wall time to ``seconds[node_type]``."""
 
     def function(self, *args, **kwargs):
         began = time.perf_counter()
         try:
             return getattr(super(subclass, self), node_class.FUNCTION)(*args, **kwargs)
         finally:
-            seconds[node_class.__name__] = time.perf_counter() - began
+            seconds[node_type] = seconds.get(node_type, 0.0) + time.perf_counter() - began
 
     subclass = type(node_class.__name__, (node_class,), {node_class.FUNCTION: function})
     return subclass
@@ -173,17 +173,15 @@ def render(nodes: list) -> tuple[float, dict]:
     from latentmirror.plugin.graph import graph_from_json
     from latentmirror.plugin.runner import run_graph
 
-    by_class: dict[str, float] = {}
+    by_node: dict[str, float] = {}
     classes = dict(NODE_CLASS_MAPPINGS)
     for name in TIMED_NODES:
         if name in classes:
-            classes[name] = timed(classes[name], by_class)
+            classes[name] = timed(name, classes[name], by_node)
     graph = graph_from_json(installer("make_templates").ui_graph(nodes, "bench"), classes)
     began = time.perf_counter()
     run_graph(graph, classes)
-    wall = time.perf_counter() - began
-    names = {NODE_CLASS_MAPPINGS[n].__name__: n for n in TIMED_NODES if n in NODE_CLASS_MAPPINGS}
-    return wall, {names[k]: v for k, v in by_class.items()}
+    return time.perf_counter() - began, by_node
 
 
 # ----------------------------------------------------------------------------------------------
