@@ -44,7 +44,9 @@ from .synthesis import synthesise
 
 log = logging.getLogger("latentmirror")
 
-FINGERPRINT_VERSION = 1  # bump when the tuning itself changes: old cached models are not reused
+FINGERPRINT_VERSION = 2  # bump when the tuning itself changes: old cached models are not reused
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,9 @@ class TuneSettings:
     """``steps``: optimiser steps (0: no tuning, the model passes through). ``learning_rate``:
     Adam's (PTI: 3e-4). ``pivot_frames``: how many frames, spread evenly over the shot, are
     tuned on (0: every frame). ``locality``: the weight of the locality regulariser (0: off).
-    ``batch_size``: pivot images per step. ``seed``: the batches' order and the locality's w."""
+    ``batch_size``: pivot images per step. ``seed``: the batches' order and the locality's w.
+    ``lr_schedule``: ``constant``, or ``cosine`` (the rate falls from ``learning_rate`` to 0
+    over the steps, so a high starting rate can still settle on the pivots' details)."""
 
     steps: int = 100
     learning_rate: float = 3e-4
@@ -60,9 +64,11 @@ class TuneSettings:
     locality: float = 0.1
     batch_size: int = 4
     seed: int = 0
+    lr_schedule: str = "constant"
 
     def __post_init__(self) -> None:
         checks = [
+            ("lr_schedule", self.lr_schedule in LR_SCHEDULES, f"must be one of {LR_SCHEDULES}"),
             ("steps", self.steps >= 0, "must be >= 0"),
             ("learning_rate", self.learning_rate > 0, "must be > 0"),
             ("pivot_frames", self.pivot_frames >= 0, "must be >= 0 (0: every frame)"),
@@ -249,6 +255,7 @@ def _optimise(
     generator = torch.Generator().manual_seed(settings.seed)
     params = [p for p in tuned.generator.synthesis.parameters() if p.requires_grad]
     optimiser = torch.optim.Adam(params, lr=settings.learning_rate)
+    scheduler = _lr_scheduler(optimiser, settings)
     radius = original.w_statistics()[1] if settings.locality > 0 else 0.0
     history: dict[str, list[float]] = {}
     order: list[int] = []
@@ -272,11 +279,19 @@ def _optimise(
         optimiser.zero_grad(set_to_none=True)
         total.backward()
         optimiser.step()
+        scheduler.step()
         for key, value in {"total": float(total.detach()), **values}.items():
             history.setdefault(key, []).append(value)
         if callbacks.on_step:
             callbacks.on_step(step + 1, settings.steps)
     return history
+
+
+def _lr_scheduler(optimiser, settings: TuneSettings) -> torch.optim.lr_scheduler.LRScheduler:
+    """The learning rate over the steps: constant, or a cosine from the rate down to 0."""
+    if settings.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=settings.steps)
+    return torch.optim.lr_scheduler.ConstantLR(optimiser, factor=1.0, total_iters=0)
 
 
 def _locality(tuned, original, pivots, radius: float, generator) -> torch.Tensor:

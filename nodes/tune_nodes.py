@@ -9,10 +9,11 @@ from ..core.gan.loading import is_latentmirror_gan_file, save_safetensors
 from ..core.invert import Callbacks
 from ..core.latents import GanLatent
 from ..core.plot import loss_curve_image
-from ..core.tune import TunedModelCache, TuneSettings, tune_model
+from ..core.tune import LR_SCHEDULES, TunedModelCache, TuneSettings, tune_model
 from ..host import current_host
 from .common import (
     CATEGORY,
+    choice_input,
     display_pixels,
     link_input,
     number_input,
@@ -101,6 +102,10 @@ class TuneGANNode:
                         "(within a run they are kept in memory).",
                     },
                 ),
+                "lr_schedule": choice_input(
+                    LR_SCHEDULES, "The learning rate over the steps: constant, or cosine "
+                    "(falls to 0 by the last step: a high rate settles on the details)."
+                ),
             },
         }  # fmt: skip
 
@@ -117,13 +122,14 @@ class TuneGANNode:
         loss_mix=None,
         batch_size: int = 4,
         cache: bool = True,
+        lr_schedule: str = "constant",
     ):
         host = current_host()
         with context(node=self.DISPLAY_NAME):
             settings = TuneSettings(
                 steps=int(steps), learning_rate=float(learning_rate),
                 pivot_frames=int(pivot_frames), locality=float(locality),
-                batch_size=int(batch_size), seed=int(seed),
+                batch_size=int(batch_size), seed=int(seed), lr_schedule=lr_schedule,
             )  # fmt: skip
             if host.shot is not None and settings.steps > 0:
                 raise error(self.PER_CHUNK_REFUSAL)

@@ -129,6 +129,20 @@ def test_locality_keeps_the_model_close_to_the_original_away_from_the_pivots(mod
     assert reconstruction_error(held, latent, images) < reconstruction_error(model, latent, images)
 
 
+def test_a_cosine_schedule_settles_where_a_constant_high_rate_keeps_jumping(model):
+    """At a rate too high for the model (batches of 2 of 8 pivots, lr 0.1) a constant rate ends
+    wherever its last jumps left it; the cosine schedule lowers the rate to 0 by the last step
+    and ends on a far lower error. The schedule is part of the tuned model's identity."""
+    latent, images = pivots(model, count=8), frames_it_cannot_make(8)
+    high = TuneSettings(steps=40, learning_rate=0.1, batch_size=2, locality=0.0, seed=2)
+    constant = tune_model(model, latent, images, high, mix=L2).model
+    cosine = tune_model(model, latent, images, replace(high, lr_schedule="cosine"), mix=L2).model
+    error_constant = reconstruction_error(constant, latent, images)
+    error_cosine = reconstruction_error(cosine, latent, images)
+    assert error_cosine < 0.7 * error_constant, (error_cosine, error_constant)
+    assert cosine.content_hash != constant.content_hash
+
+
 def test_tuned_content_hash_is_new_and_deterministic(model):
     latent, images = pivots(model), frames_it_cannot_make()
     first = tune_model(model, latent, images, FAST, mix=L2).model
@@ -226,6 +240,8 @@ CASES = [
     Case("frames of another size", "tune", ("Tune GAN to Shot", "images", "32x32 plate"),
          {"size": 40}),
     Case("negative steps", "tune", ("Tune GAN to Shot", "steps"), {"steps": -1}),
+    Case("unknown schedule", "tune", ("Tune GAN to Shot", "lr_schedule", "cosine"),
+         {"lr_schedule": "sawtooth"}),
     Case("in a shot render", "tune", ("Tune GAN to Shot", "Save GAN", "chunk"), {"shot": True}),
     Case("not a latent", "tune", ("Tune GAN to Shot", "latent"), {"latent": "oops"}),
     Case("foreign file in the way", "save", ("Save GAN", "path", "not a GAN file"),
@@ -257,6 +273,7 @@ def test_bad_input_is_refused_naming_node_and_input(case, model, tmp_path):
                 TuneGANNode().tune(
                     model, case.change.get("latent", latent), images,
                     case.change.get("steps", 2), 1e-3, 0, 0.0, 0, loss_mix=L2, cache=False,
+                    lr_schedule=case.change.get("lr_schedule", "constant"),
                 )  # fmt: skip
             else:
                 SaveGANNode().save(model, case.change.get("path", str(target)))

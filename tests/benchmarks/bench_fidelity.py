@@ -27,8 +27,12 @@ line is::
 where ``identity_psnr`` is the template's own fit without tuning, and ``warp_ratio`` and
 ``seconds_per_frame`` are of the tuned run when tuning ran, else of the untuned template.
 
+Each run also prints the seconds per frame Invert and Tune GAN to Shot took on their own.
+
 Run: ``.venv/bin/python tests/benchmarks/bench_fidelity.py [--frames 24] [--steps 150]
-[--tune-steps N] [--tuned-fit tiles] [--threads 1] [--device auto] [--skip-tiles]``. Latent and
+[--tune-steps N] [--tune-lr R] [--tune-batch N] [--tune-locality W] [--tune-schedule cosine]
+[--tune-pivot-frames N] [--tuned-fit tiles] [--threads 1] [--device auto] [--skip-tiles]``
+(``--steps``: Invert's; the --tune-* flags set the Tune GAN to Shot node's inputs). Latent and
 tuned-model caches are off (the timing is of real work) and point at a temporary folder.
 """
 
@@ -51,6 +55,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.append(os.path.dirname(ROOT))  # last: never hides an installed package
 
 TUNE_NODE = "LM_TuneGAN"
+TUNE_FLAGS = {  # flag -> (Tune GAN to Shot's input, type)
+    "--tune-steps": ("steps", int),
+    "--tune-lr": ("learning_rate", float),
+    "--tune-batch": ("batch_size", int),
+    "--tune-locality": ("locality", float),
+    "--tune-schedule": ("lr_schedule", str),
+    "--tune-pivot-frames": ("pivot_frames", int),
+}
 WIDTH, HEIGHT = 256, 144
 
 
@@ -75,9 +87,10 @@ def only(nodes: list, node_type: str):
     return found[0]
 
 
-def identity_variant(plate: str, out: str, fit: str, steps: int, tune: bool, tune_steps) -> list:
+def identity_variant(plate: str, out: str, fit: str, steps: int, tune: bool, tuning: dict) -> list:
     """The identity template's nodes reading ``plate``, writing ``out``, inverting with ``fit``
-    and ``steps``, with a Tune GAN to Shot node or without any; caches off; no other outputs."""
+    and ``steps``, with a Tune GAN to Shot node (its inputs overridden by ``tuning``) or without
+    any; caches off; no other outputs."""
     templates = installer("make_templates")
     nodes = copy.deepcopy(templates.identity()[1])
     invert, resynthesize = only(nodes, "LM_Invert"), only(nodes, "LM_Resynthesize")
@@ -87,9 +100,7 @@ def identity_variant(plate: str, out: str, fit: str, steps: int, tune: bool, tun
     if tune and not tuners:
         tuners = [add_tuner(nodes, invert, resynthesize)]
     for tuner in tuners:
-        tuner.widgets["cache"] = False
-        if tune_steps is not None:
-            tuner.widgets["steps"] = tune_steps
+        tuner.widgets.update(cache=False, **tuning)
         if not tune:
             bypass(nodes, tuner)
     saver = [
@@ -138,18 +149,39 @@ def is_output(node) -> bool:
     return bool(getattr(NODE_CLASS_MAPPINGS.get(node.type), "OUTPUT_NODE", False))
 
 
-def render(nodes: list) -> float:
-    """Run the graph headless as `latentmirror render` would; its wall time in seconds."""
+TIMED_NODES = ("LM_Invert", TUNE_NODE)  # the seconds each of these spent are reported
+
+
+def timed(node_type: str, node_class, seconds: dict):
+    """``node_class`` whose function adds its wall time to ``seconds[node_type]``."""
+
+    def function(self, *args, **kwargs):
+        began = time.perf_counter()
+        try:
+            return getattr(super(subclass, self), node_class.FUNCTION)(*args, **kwargs)
+        finally:
+            seconds[node_type] = seconds.get(node_type, 0.0) + time.perf_counter() - began
+
+    subclass = type(node_class.__name__, (node_class,), {node_class.FUNCTION: function})
+    return subclass
+
+
+def render(nodes: list) -> tuple[float, dict]:
+    """Run the graph headless as `latentmirror render` would: its wall time in seconds, and the
+    seconds Invert and Tune GAN to Shot took (by node type)."""
     from latentmirror.nodes import NODE_CLASS_MAPPINGS
     from latentmirror.plugin.graph import graph_from_json
     from latentmirror.plugin.runner import run_graph
 
-    graph = graph_from_json(
-        installer("make_templates").ui_graph(nodes, "bench"), NODE_CLASS_MAPPINGS
-    )
+    by_node: dict[str, float] = {}
+    classes = dict(NODE_CLASS_MAPPINGS)
+    for name in TIMED_NODES:
+        if name in classes:
+            classes[name] = timed(name, classes[name], by_node)
+    graph = graph_from_json(installer("make_templates").ui_graph(nodes, "bench"), classes)
     began = time.perf_counter()
-    run_graph(graph, NODE_CLASS_MAPPINGS)
-    return time.perf_counter() - began
+    run_graph(graph, classes)
+    return time.perf_counter() - began, by_node
 
 
 # ----------------------------------------------------------------------------------------------
@@ -163,11 +195,13 @@ class Result:
     worst_psnr: float
     warp_ratio: float
     seconds_per_frame: float
+    node_seconds_per_frame: dict  # node type -> its seconds per frame
 
     def __str__(self) -> str:
+        nodes = ", ".join(f"{k} {v:.2f}" for k, v in self.node_seconds_per_frame.items())
         return (
             f"{self.name}: PSNR {self.psnr:.2f} dB (worst frame {self.worst_psnr:.2f}), warp ratio "
-            f"{self.warp_ratio:.3f}, {self.seconds_per_frame:.2f} s/frame"
+            f"{self.warp_ratio:.3f}, {self.seconds_per_frame:.2f} s/frame ({nodes} s/frame)"
         )
 
 
@@ -192,13 +226,17 @@ def stretch_ceiling(plate: np.ndarray, resolution: int) -> float:
     return float(psnr_per_frame(back, plate).mean())
 
 
-def score(name: str, pattern: str, plate: np.ndarray, flows, seconds: float) -> Result:
+def score(name: str, pattern: str, plate: np.ndarray, flows, timing: tuple) -> Result:
     from latentmirror.core.temporal import temporal_score
 
     output = display(pattern)
     psnr = psnr_per_frame(output, plate)
     warp = temporal_score(output, plate, "display", flows)
-    result = Result(name, float(psnr.mean()), float(psnr.min()), warp.ratio, seconds / len(plate))
+    wall, by_node = timing
+    per_node = {k: v / len(plate) for k, v in by_node.items()}
+    result = Result(
+        name, float(psnr.mean()), float(psnr.min()), warp.ratio, wall / len(plate), per_node
+    )
     print(f"{result}; {warp}", flush=True)
     return result
 
@@ -210,12 +248,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--steps", type=int, default=0, help="Invert steps (0: the template's)")
-    parser.add_argument("--tune-steps", type=int, default=None, help="default: the node's")
+    group = parser.add_argument_group("the tuned run's Tune GAN to Shot (default: the template's)")
+    for flag, (node_input, kind) in TUNE_FLAGS.items():
+        group.add_argument(flag, type=kind, dest=f"tune_{node_input}")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--tuned-fit", default="", help="fit of the tuned run (the template's)")
     parser.add_argument("--skip-tiles", action="store_true", help="no untuned tiles run")
     args = parser.parse_args()
+    given = {k: getattr(args, f"tune_{k}") for k, _ in TUNE_FLAGS.values()}
+    tuning = {k: v for k, v in given.items() if v is not None}
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -246,7 +288,7 @@ def main() -> None:
 
         def run(name: str, fit: str, tune: bool) -> Result:
             out = os.path.join(work, name, "out.####.exr")
-            nodes = identity_variant(pattern, out, fit, steps, tune, args.tune_steps)
+            nodes = identity_variant(pattern, out, fit, steps, tune, tuning)
             return score(name, out, plate, flows, render(nodes))
 
         fits = [template_fit] + [f for f in ("stretch", "tiles") if f != template_fit]
@@ -256,7 +298,8 @@ def main() -> None:
         identity = untuned[template_fit]
         if TUNE_NODE in NODE_CLASS_MAPPINGS:
             tuned_fit = args.tuned_fit or template_fit
-            tuned = run(f"identity tuned, fit {tuned_fit}", tuned_fit, tune=True)
+            settings = ", ".join(f"{k} {v}" for k, v in tuning.items()) or "the template's"
+            tuned = run(f"identity tuned ({settings}), fit {tuned_fit}", tuned_fit, tune=True)
         else:
             tuned = None
             print(f"no {TUNE_NODE} node in this pack: the tuned run is skipped, tuned_psnr=nan")
