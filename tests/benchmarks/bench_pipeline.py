@@ -6,7 +6,7 @@ of frames, once with the OCIO Transform's ``lut`` precision and once with ``exac
 stage's share of the wall time and its CPU seconds per frame. The LUT's bake is timed apart:
 cold (an empty disk cache) and warm (read from it). Then an EXR copy of the rendered plate's
 first 24 frames (Load EXR Sequence -> Save EXR Sequence, the plate's RGB as it is) against a
-bare OpenImageIO read/write loop, the best of 3 runs of each, interleaved; and the LUT's
+bare OpenImageIO read/write loop, the best of 5 runs of each, interleaved; and the LUT's
 display-space error against OCIO's exact processor for ACES 2.0 SDR and sRGB, both directions,
 over the full range (scene-linear magnitudes 1e-4..100 with saturated and out-of-gamut hues,
 or uniform display values and the cube's faces) and over a photo plate's pixels (china.jpg,
@@ -38,7 +38,7 @@ sys.path.append(os.path.dirname(ROOT))  # last: never hides an installed package
 DEMO_MODEL = "latentmirror-demo-faces-64.safetensors"
 DISPLAY_VIEW = "sRGB - Display/ACES 2.0 - SDR 100 nits (Rec.709)"
 WIDTH, HEIGHT = 1920, 1080
-COPY_FRAMES, COPY_REPEATS = 24, 3  # the EXR copy: frames, and repeats of which the best counts
+COPY_FRAMES, COPY_REPEATS = 24, 5  # the EXR copy: frames, and repeats of which the best counts
 
 
 def demo_model():
