@@ -410,7 +410,7 @@ def test_frames_written_strip_by_strip_decode_as_one_whole_write(
     rng = np.random.default_rng(13)
     pixels = (rng.random((75, 33, 4)) * 4).astype(np.float32)
     pixels[5, 6, 0] = np.nan
-    monkeypatch.setattr(exr, "STRIP_BYTES", 1)  # one chunk per strip
+    monkeypatch.setattr(exr, "WRITE_STRIP_BYTES", 1)  # one chunk per strip
     window, display = exr.Box(2, 9, 33, 75), exr.Box(0, 0, 40, 90)
     ours = str(tmp_path / "ours.exr")
     exr.write_exr(ours, pixels, ["R", "G", "B", "A"], window, display,
