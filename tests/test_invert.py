@@ -10,6 +10,7 @@ from latentmirror.core.errors import LatentmirrorError
 from latentmirror.core.gan.model import GanModel
 from latentmirror.core.invert import Callbacks, InvertSettings, default_mix, invert
 from latentmirror.core.invert.chain import planned_chain_steps
+from latentmirror.core.invert.settings import cpu_flags
 from latentmirror.core.latents import LatentCache
 from latentmirror.core.losses import LossMix
 
@@ -317,8 +318,7 @@ def test_mixed_precision_runs_the_generator_in_bfloat16(demo_model, demo_faces):
     assert psnr(mixed.reconstruction, images[:2]).min() > 25
     # auto: bfloat16 where the CPU has bfloat16 units (AVX512-BF16, AMX), else float32
     cpu = torch.device("cpu")
-    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
-    native = "avx512_bf16" in flags or "amx_bf16" in flags
+    native = bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
     assert InvertSettings().autocast_dtype(cpu) == (torch.bfloat16 if native else None)
     assert InvertSettings(precision="float32").autocast_dtype(cpu) is None
 

@@ -95,8 +95,8 @@ class InvertSettings:
 
     def slots_on(self, device: torch.device) -> int:
         """How many chained warm frames run side by side on ``device`` (see ``chain_slots``)."""
-        if self.chain_slots:
-            return self.chain_slots
+        if self.chain_slots:  # never more than a batch (the planned steps count on it)
+            return min(self.chain_slots, self.batch_size)
         return 1 if device.type == "cpu" else self.batch_size
 
     def autocast_dtype(self, device: torch.device) -> torch.dtype | None:
@@ -151,17 +151,19 @@ def has_native_bfloat16(device: torch.device) -> bool:
     Elsewhere bfloat16 is emulated, and slower."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and _cpu_has_bfloat16_units()
+    return device.type == "cpu" and bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
 @functools.cache
-def _cpu_has_bfloat16_units() -> bool:
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (Linux); none elsewhere, so bfloat16 stays
+    off there: float32, the safe choice."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
-            flags = next((line.split() for line in info if line.startswith("flags")), [])
-    except OSError:  # not Linux: float32, the safe choice
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+            flags = next((line.split()[2:] for line in info if line.startswith("flags")), [])
+    except OSError:
+        return frozenset()
+    return frozenset(flags)
 
 
-register_cache("CPU bfloat16 units", _cpu_has_bfloat16_units)
+register_cache("CPU flags", cpu_flags)

@@ -29,6 +29,7 @@ import torch
 sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__)))))
 
 from latentmirror.core.gan.cache import get_model  # noqa: E402
+from latentmirror.core.invert.settings import cpu_flags  # noqa: E402
 from latentmirror.host import BUNDLED_MODELS  # noqa: E402
 
 MODEL = os.path.join(BUNDLED_MODELS, "gan", "latentmirror-demo-faces-64.safetensors")
@@ -69,8 +70,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     capability = torch.backends.cpu.get_cpu_capability()
-    flags = open("/proc/cpuinfo").read().split() if os.path.exists("/proc/cpuinfo") else []
-    bf16_flags = sorted({f for f in flags if "bf16" in f})
+    bf16_flags = sorted(f for f in cpu_flags() if "bf16" in f)
     print(f"torch {torch.__version__}, {args.threads} threads, cpu capability {capability}, "
           f"bf16 flags {bf16_flags or 'none'}", flush=True)  # fmt: skip
     model = get_model(MODEL, "cpu", "float32")
