@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from functools import partial
 
 import numpy as np
 import OpenImageIO as oiio
@@ -35,6 +36,9 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.append(os.path.dirname(ROOT))  # last: never hides an installed package
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # the benchmarks beside this one
+from bench_exr_io import best_times  # noqa: E402
+
 DEMO_MODEL = "latentmirror-demo-faces-64.safetensors"
 DISPLAY_VIEW = "sRGB - Display/ACES 2.0 - SDR 100 nits (Rec.709)"
 WIDTH, HEIGHT = 1920, 1080
@@ -120,17 +124,20 @@ class Stage:
 
 
 def copy_seconds(plate: str, folder: str, chunk: int, frames: int) -> tuple[float, float]:
-    """The best of ``COPY_REPEATS`` copies of the plate's first ``frames`` frames, through the
-    nodes and by a bare OpenImageIO loop, interleaved so that load from other processes falls
-    on both alike."""
-    nodes, bare = [], []
-    for repeat in range(COPY_REPEATS):
-        out = os.path.join(folder, f"bare{repeat}")
-        os.makedirs(out)
-        bare.append(copy_bare_oiio(plate, out, frames))
-        out = os.path.join(folder, f"copy{repeat}", "frame.####.exr")
-        nodes.append(copy_through_nodes(plate, out, chunk, frames))
-    return min(nodes), min(bare)
+    """The best wall seconds of ``COPY_REPEATS`` copies of the plate's first ``frames`` frames,
+    through the nodes and by a bare OpenImageIO loop, interleaved so that load from other
+    processes falls on both alike (bench_exr_io's ``best_times``)."""
+    bare_out = os.path.join(folder, "bare")
+    os.makedirs(bare_out)
+    cases = {
+        "nodes": partial(
+            copy_through_nodes, plate, os.path.join(folder, "copy", "frame.####.exr"), chunk,
+            frames,
+        ),
+        "bare": partial(copy_bare_oiio, plate, bare_out, frames),
+    }  # fmt: skip
+    best = best_times(cases, COPY_REPEATS)
+    return best["nodes"][0], best["bare"][0]
 
 
 def copy_through_nodes(plate: str, out: str, chunk: int, frames: int) -> float:
