@@ -35,6 +35,7 @@ from .common import (
     sequence_to_read,
     sequence_to_write,
     status_card,
+    take_frames,
     text_input,
     to_numpy,
     to_tensor,
@@ -293,8 +294,8 @@ class SaveEXRSequence:
             wanted = _frames_to_write(write_frames)
             if wanted is not None:  # a chunk of a shot: its pre-roll frames are not written
                 keep = [i for i, f in enumerate(frames) if f in wanted]
-                images, frames = images[keep], [frames[i] for i in keep]
-                mask = mask[keep] if mask is not None and len(mask) > 1 else mask
+                images, frames = take_frames(images, keep), [frames[i] for i in keep]
+                mask = take_frames(mask, keep) if mask is not None and len(mask) > 1 else mask
                 plate_info = plate_info.select(keep) if plate_info is not None else None
                 start_frame = frames[0] if frames else start_frame
             rgb = to_numpy(images)

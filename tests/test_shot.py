@@ -11,13 +11,14 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from latentmirror.core.frames.exr import read_headers
 from latentmirror.plugin.local_backend import LocalBackend
 from latentmirror.plugin.shot import ShotJob, chunk_graph, plan_chunks, render_shot
 
-from .support import IDENTITY, frames_on_disk, overrides, pixels
+from .support import IDENTITY, frames_on_disk, overrides, pixels, write_raw_exr
 
 
 def _job(sets: list[str], chunk: int, preroll: int, log_json=None) -> ShotJob:
@@ -168,3 +169,25 @@ def test_loader_and_saver_take_frames_as_text_or_parsed(headless_host, shot_plat
         saved = saver.save(parsed[0], out, "half", "zip", "skip", parsed[2], write_frames=frames)
         assert [p.split(".")[-2] for p in saved["ui"]["files"]] == ["1003", "1004"]
         assert frames_on_disk(out) == [1003, 1004]
+
+
+def test_a_constant_mask_stays_one_value_per_frame_through_the_nodes(headless_host, tmp_path):
+    """Load EXR Sequence gives an RGB plate's MASK as an expanded tensor (no plane of ones); a
+    chunk after its pre-roll is saved from views of the batch, and the copy gets no alpha."""
+    from latentmirror.nodes.common import take_frames, to_numpy
+    from latentmirror.nodes.exr_nodes import LoadEXRSequence, SaveEXRSequence
+
+    for frame in range(1001, 1005):
+        grey = np.full((16, 24, 3), (frame - 1000) / 8, np.float32)
+        write_raw_exr(tmp_path / f"rgb.{frame}.exr", grey, ["R", "G", "B"])
+    images, mask, info = LoadEXRSequence().load(str(tmp_path / "rgb.####.exr"), "", "error")
+    assert mask.shape == images.shape[:3] and mask.stride()[1:] == (0, 0)
+    assert bool((mask == 1).all()) and to_numpy(mask).strides[1:] == (0, 0)
+    chunk = take_frames(images, [2, 3])
+    assert chunk.data_ptr() == images[2].data_ptr()  # a view, not a copy
+    assert take_frames(images, [3, 1]).data_ptr() != images.data_ptr()
+    out = str(tmp_path / "copy" / "c.####.exr")
+    SaveEXRSequence().save(images, out, "half", "zip", "overwrite", info, mask=mask,
+                           write_frames="1003-1004")  # fmt: skip
+    assert frames_on_disk(out) == [1003, 1004]
+    assert read_headers(out.replace("####", "1003"))[0].channels == ["R", "G", "B"]

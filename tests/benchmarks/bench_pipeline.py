@@ -148,6 +148,7 @@ def copy_through_nodes(plate: str, out: str, chunk: int, frames: int) -> float:
         wanted = f"{1001 + start}-{1000 + min(start + chunk, frames)}"
         images, mask, info = LoadEXRSequence().load(plate, wanted, "error")
         SaveEXRSequence().save(images, out, "half", "zip", "overwrite", info, mask=mask)
+        del images, mask, info
     return time.perf_counter() - began
 
 
