@@ -2,16 +2,17 @@
 
 Load Latents -> Resynthesize (1920x1080) -> OCIO Transform (inverse ACES 2.0 SDR display) ->
 Save EXR Sequence (half, zip), on the bundled demo model, run through the node classes in chunks
-of frames, once with the OCIO Transform's ``lut`` precision and once with ``exact``; each
-stage's share of the wall time and its CPU seconds per frame. The LUT's bake is timed apart:
-cold (an empty disk cache) and warm (read from it). Then an EXR copy of the rendered plate's
-first 24 frames (Load EXR Sequence -> Save EXR Sequence, the plate's RGB as it is) against a
-bare OpenImageIO read/write loop, the best of 5 runs of each, interleaved; and the LUT's
-display-space error against OCIO's exact processor for ACES 2.0 SDR and sRGB, both directions,
-over the full range (scene-linear magnitudes 1e-4..100 with saturated and out-of-gamut hues,
-or uniform display values and the cube's faces) and over a photo plate's pixels (china.jpg,
-256x144). The last line's errors are those of the graph's transform (inverse ACES 2.0 SDR).
-The machine may be shared: compare the ratios within one run.
+of frames (each chunk's batches let go before the next chunk's, as the shot runner does), once
+with the OCIO Transform's ``lut`` precision and once with ``exact``; each stage's share of the
+wall time and its CPU seconds per frame. The LUT's bake is timed apart: cold (an empty disk
+cache) and warm (read from it). Then an EXR copy of the rendered plate's first 24 frames (Load
+EXR Sequence -> Save EXR Sequence, the plate's RGB as it is) against a bare OpenImageIO
+read/write loop, the best of 9 runs of each, interleaved; and the LUT's display-space error
+against OCIO's exact processor for ACES 2.0 SDR and sRGB, both directions, over the full range
+(scene-linear magnitudes 1e-4..100 with saturated and out-of-gamut hues, or uniform display
+values and the cube's faces) and over a photo plate's pixels (china.jpg, 256x144). The last
+line's errors are those of the graph's transform (inverse ACES 2.0 SDR). The machine may be
+shared: compare the ratios within one run.
 
 Run: ``.venv/bin/python tests/benchmarks/bench_pipeline.py [--frames 96] [--chunk 8]``.
 Last line: ``resynth_fps_1080=... colour_share=... exr_overhead=... colour_p99_error=...
@@ -42,7 +43,7 @@ from bench_exr_io import best_times  # noqa: E402
 DEMO_MODEL = "latentmirror-demo-faces-64.safetensors"
 DISPLAY_VIEW = "sRGB - Display/ACES 2.0 - SDR 100 nits (Rec.709)"
 WIDTH, HEIGHT = 1920, 1080
-COPY_FRAMES, COPY_REPEATS = 24, 5  # the EXR copy: frames, and repeats of which the best counts
+COPY_FRAMES, COPY_REPEATS = 24, 9  # the EXR copy: frames, and repeats of which the best counts
 
 
 def demo_model():
@@ -89,6 +90,7 @@ def render(latents: str, out: str, precision: str, chunk: int, model=None) -> di
             )
         with stages["save exr"]:
             SaveEXRSequence().save(scene, out, "half", "zip", "overwrite", start_frame=1001 + start)
+        del images, scene  # a chunk's batches go before the next chunk's, as the shot runner's
     return dict(stages)
 
 
@@ -148,7 +150,7 @@ def copy_through_nodes(plate: str, out: str, chunk: int, frames: int) -> float:
         wanted = f"{1001 + start}-{1000 + min(start + chunk, frames)}"
         images, mask, info = LoadEXRSequence().load(plate, wanted, "error")
         SaveEXRSequence().save(images, out, "half", "zip", "overwrite", info, mask=mask)
-        del images, mask, info
+        del images, mask, info  # before the next chunk's, as the shot runner lets them go
     return time.perf_counter() - began
 
 
