@@ -352,11 +352,10 @@ class OcioLUT:
     decode: ocio.CPUProcessor | None  # the output shaper -> output values (None: the identity)
     low: float
     high: float
-    exact_cells: np.ndarray  # [(size-1)^3] bool, as BakedLUT's
-
-    @property
-    def cells_per_side(self) -> int:
-        return round(len(self.exact_cells) ** (1 / 3))
+    # BakedLUT's flags [(size-1)^3], padded to size^3 by repeating each axis's last cell: a
+    # coordinate of exactly 1 then finds its cell without a clamp
+    exact_cells: np.ndarray
+    cells_per_side: int
 
 
 _OCIO_INTERPOLATIONS = {"tetrahedral": ocio.INTERP_TETRAHEDRAL, "trilinear": ocio.INTERP_LINEAR}
@@ -377,8 +376,14 @@ def _lut_in_ocio(
         decode=_cpu_processor(decode, ocio_fast_log=True) if decode is not None else None,
         low=lut.source.low,
         high=lut.source.high,
-        exact_cells=lut.exact_cells.numpy(),
+        exact_cells=_padded_cells(lut.exact_cells.numpy(), lut.size - 1),
+        cells_per_side=lut.size - 1,
     )
+
+
+def _padded_cells(flags: np.ndarray, cells: int) -> np.ndarray:
+    cube = flags.reshape(cells, cells, cells)
+    return np.pad(cube, ((0, 1), (0, 1), (0, 1)), mode="edge").reshape(-1)
 
 
 def _cpu_processor(transform: ocio.Transform, ocio_fast_log: bool) -> ocio.CPUProcessor:
@@ -443,14 +448,17 @@ def _ocio_chunk(pixels: np.ndarray, out: np.ndarray, lut: OcioLUT, cfg, src, dst
 
 def _in_exact_cells(coords: np.ndarray, lut: OcioLUT) -> np.ndarray:
     """Per pixel of ``coords`` [n, 4] (grid coordinates in RGB, alpha 0): whether its cell (as
-    :func:`_cell_index` finds it) is flagged. Out-of-range and NaN pixels land in some cell."""
+    :func:`_cell_index` finds it) is flagged. A pixel inside the LUT's range has coordinates in
+    [0, 1] (a shaper's rounding may step below 0: raised to 0); out-of-range and NaN pixels,
+    already sent to the exact path, land in some cell (``take`` clips any index)."""
     cells = lut.cells_per_side
     corner = np.multiply(coords, np.float32(cells))
     np.floor(corner, out=corner)
-    np.fmax(corner, 0.0, out=corner)  # fmax/fmin, unlike clip, turn NaN into a bound
-    np.fmin(corner, cells - 1.0, out=corner)
-    index = corner @ np.array([cells * cells, cells, 1, 0], np.float32)  # exact: < 2^24
-    return lut.exact_cells[index.astype(np.int32)]
+    np.fmax(corner, 0.0, out=corner)  # 1 needs no clamp: the flags are padded
+    side = cells + 1
+    index = corner @ np.array([side * side, side, 1, 0], np.float32)  # exact: < 2^24
+    with np.errstate(invalid="ignore"):  # NaN or huge: any index, clipped
+        return np.take(lut.exact_cells, index.astype(np.int32), mode="clip")
 
 
 def _rgb_items(pixels: np.ndarray) -> np.ndarray:

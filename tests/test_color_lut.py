@@ -170,6 +170,24 @@ def test_every_pixel_in_a_cell_the_lut_misses_takes_the_exact_path(cfg, dst, inv
         np.testing.assert_array_equal(out.numpy(), exact)
 
 
+def test_the_cpu_backend_finds_the_cells_as_the_torch_path_does(cfg):
+    """OCIO's path finds a pixel's cell with padded flags and one clipped lookup: the same flag
+    as :func:`_cell_index` for every coordinate in [0, 1] (faces and the far corner too), and
+    some flag, never an error, for NaN, infinite and out-of-range coordinates."""
+    target = color.parse_target(cfg, SDR_DISPLAY_VIEW)
+    lut = color_lut._lut_in_ocio(cfg, "ACEScg", target, True, 17, "tetrahedral")
+    rng = np.random.default_rng(5)
+    edges = np.array([[0, 0, 0], [1, 1, 1], [1, 0, 0.5], [0.5, 1, 0], [15 / 16, 1 / 16, 1]])
+    units = np.concatenate([rng.random((50_000, 3)), edges]).astype(np.float32)
+    coords = np.concatenate([units, np.zeros((len(units), 1), np.float32)], axis=1)
+    baked = color_lut.baked_lut(cfg, "ACEScg", target, True, 17)
+    expected = baked.exact_cells[color_lut._cell_index(torch.from_numpy(units), 17)].numpy()
+    assert 0 < expected.sum() < len(expected)
+    assert np.array_equal(color_lut._in_exact_cells(coords, lut), expected)
+    wild = np.array([[np.nan, 0.5, 0.5, 0], [-np.inf, 2, 0.5, 0], [1e30, -3, np.inf, 0]])
+    assert color_lut._in_exact_cells(wild.astype(np.float32), lut).shape == (3,)
+
+
 @pytest.mark.parametrize(
     ("dst", "inverse"),
     [(SDR_DISPLAY_VIEW, False), (SDR_DISPLAY_VIEW, True), (SRGB_ENCODED, False)],
