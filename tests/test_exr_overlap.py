@@ -296,6 +296,11 @@ def test_vectorised_scan_warns_per_frame_as_before(tmp_path, caplog):
             write_options=ExrWriteOptions("float", "zip"),
         )
     assert [r.getMessage()[:10] for r in caplog.records] == ["frame 1002", "frame 1005"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="latentmirror"):  # kept frames: not written
+        save_sequence(str(tmp_path / "float.####.exr"), rgb, alpha, existing="skip",
+                      write_options=ExrWriteOptions("float", "zip"))  # fmt: skip
+    assert not [r for r in caplog.records if "NaN" in r.getMessage()]
 
 
 # ------------------------------------------------------------------------ the thread helper

@@ -479,8 +479,6 @@ def save_sequence(
             if colorspace.strip()
             else (plate.colorspace if plate and plate.colorspace else color.scene_linear(cfg))
         )
-    _warn_unwritable_values(rgb, alpha, frames, write_options.pixel_type)
-
     report = SaveReport(
         frames=frames,
         colorspace=tag,
@@ -497,10 +495,13 @@ def save_sequence(
               for group in (found.kept, found.stale, found.damaged)),
         )  # fmt: skip
 
-    def encode(index: int) -> None:
+    def encode(index: int) -> tuple[int, int]:
+        """Write one frame; returns its counts of values to warn about, found on the writer's
+        thread over the pixels written and warned of below in frame order."""
         with context(frame=frames[index]):
             pixels, channels = _frame_pixels(rgb[index], None if alpha is None else alpha[index])
             data, display, pixels = _windows_for(pixels, index, plate)
+            unwritable = _unwritable_values(pixels, write_options.pixel_type)
             write_exr(
                 targets[index],
                 pixels,
@@ -512,11 +513,13 @@ def save_sequence(
                     plate, index, tag, cfg, fingerprints[index] if fingerprints else None
                 ),
             )
+            return unwritable
 
     # each result is a frame written and renamed into place: only then is it counted done.
     # closing(): a callback that raises (an interrupt) stops the writers before it propagates
     with closing(ordered_map(encode, todo, io_threads)) as written:
-        for done, (index, _) in enumerate(zip(todo, written, strict=True), start=1):
+        for done, (index, unwritable) in enumerate(zip(todo, written, strict=True), start=1):
+            _warn_unwritable(frames[index], *unwritable)
             report.written.append(targets[index])
             if on_frame:
                 on_frame(done, len(todo))
@@ -614,47 +617,31 @@ def _some(targets: list[str], indices: list[int]) -> str:
     return ", ".join(targets[i] for i in indices[:3]) + (" ..." if len(indices) > 3 else "")
 
 
-def _warn_unwritable_values(rgb, alpha, frames: list[int], pixel_type: str) -> None:
-    """Warn, per frame, of NaN/Inf values and (for half) values beyond half's range. One pass
-    of per-frame min and max over the batch finds the frames to look at (NaN turns both into
-    NaN); only those are counted in detail, so a clean batch costs two reductions."""
-    suspects = _frames_with_unwritable_values(rgb, pixel_type)
-    if alpha is not None:
-        suspects |= _frames_with_unwritable_values(alpha, pixel_type)
-    for index in np.flatnonzero(suspects):
-        values = (
-            rgb[index]
-            if alpha is None
-            else np.concatenate([rgb[index].reshape(-1), alpha[index].reshape(-1)])
-        )
-        _warn_frame_values(values, frames[index], pixel_type)
-
-
-def _frames_with_unwritable_values(values: np.ndarray, pixel_type: str) -> np.ndarray:
-    """Per frame: True where some value is NaN or Inf, or (half) beyond half's range."""
-    axes = tuple(range(1, values.ndim))
-    if not axes or values.shape[0] == 0 or values[0].size == 0:
-        return np.zeros(values.shape[0], bool)
-    high, low = values.max(axis=axes), values.min(axis=axes)
+def _unwritable_values(values: np.ndarray, pixel_type: str) -> tuple[int, int]:
+    """One frame's count of NaN/Inf values and (half) of finite values beyond half's range.
+    A clean frame (the usual case) costs one max and one min: NaN turns both into NaN."""
+    if values.size == 0:
+        return 0, 0
+    high, low = values.max(), values.min()
     limit = HALF_MAX if pixel_type == "half" else np.inf
-    with np.errstate(invalid="ignore"):
-        return ~((high <= limit) & (low >= -limit) & np.isfinite(high) & np.isfinite(low))
+    if np.isfinite(high) and np.isfinite(low) and high <= limit and low >= -limit:
+        return 0, 0
+    finite = np.isfinite(values)
+    overflow = int((np.abs(values[finite]) > HALF_MAX).sum()) if pixel_type == "half" else 0
+    return int(finite.size - np.count_nonzero(finite)), overflow
 
 
-def _warn_frame_values(values: np.ndarray, frame: int, pixel_type: str) -> None:
-    nonfinite = int((~np.isfinite(values)).sum())
+def _warn_unwritable(frame: int, nonfinite: int, overflow: int) -> None:
     if nonfinite:
         log.warning("frame %s: %d values are NaN or Inf and are written as such", frame, nonfinite)
-    if pixel_type == "half":
-        overflow = int((np.abs(values[np.isfinite(values)]) > HALF_MAX).sum())
-        if overflow:
-            log.warning(
-                "frame %s: %d values exceed half float's range (%g) and become Inf;"
-                " choose pixel_type float to keep them",
-                frame,
-                overflow,
-                HALF_MAX,
-            )
+    if overflow:
+        log.warning(
+            "frame %s: %d values exceed half float's range (%g) and become Inf;"
+            " choose pixel_type float to keep them",
+            frame,
+            overflow,
+            HALF_MAX,
+        )
 
 
 def _alpha_to_write(alpha: np.ndarray | None, plate: PlateInfo | None) -> np.ndarray | None:
