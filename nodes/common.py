@@ -13,7 +13,6 @@ import torch
 from ..core import color
 from ..core.curves import Curve
 from ..core.errors import LatentmirrorError, context, error
-from ..core.frames.channels import unbroadcast_index
 from ..core.frames.patterns import parse_pattern
 from ..host import Host, current_host, preview_indices
 
@@ -22,33 +21,20 @@ log = logging.getLogger("latentmirror")
 
 
 def to_numpy(image: torch.Tensor) -> np.ndarray:
-    """A ComfyUI IMAGE/MASK tensor as a float32 numpy array (a copy only when needed). A
-    broadcast tensor (a plate's constant MASK) stays broadcast, read-only."""
-    image = image.detach().to("cpu", torch.float32)
-    if _is_broadcast(image.stride()):
-        return np.broadcast_to(image[unbroadcast_index(image.stride())].numpy(), image.shape)
-    return image.contiguous().numpy()
+    """A ComfyUI IMAGE/MASK tensor as a float32 numpy array (a copy only when needed)."""
+    return image.detach().to("cpu", torch.float32).contiguous().numpy()
 
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:
-    """A float32 array as a tensor, sharing its memory where it can. A broadcast array (a plate's
-    constant MASK) becomes an expanded tensor: one value per frame, not a plane of them."""
-    if _is_broadcast(array.strides):
-        compact = np.array(array[unbroadcast_index(array.strides)], np.float32)
-        return torch.from_numpy(compact).expand(array.shape)
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
 
 
 def take_frames(batch: torch.Tensor, keep: list[int]) -> torch.Tensor:
     """The batch's frames ``keep``: a view when they are one run (a chunk after its pre-roll),
-    so neither the images nor a broadcast MASK is copied into fresh memory."""
+    not a copy of them in fresh memory."""
     if keep and keep == list(range(keep[0], keep[0] + len(keep))):
         return batch[keep[0] : keep[0] + len(keep)]
     return batch[keep]
-
-
-def _is_broadcast(strides: tuple[int, ...]) -> bool:
-    return 0 in strides
 
 
 def to_nhwc(images: torch.Tensor) -> torch.Tensor:

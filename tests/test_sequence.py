@@ -65,31 +65,6 @@ def test_a_plate_without_alpha_is_copied_without_alpha(tmp_path, rng):
     assert np.array_equal(load_sequence(keyed).alpha, matte)
 
 
-def test_the_mask_of_a_plate_without_alpha_is_one_value_per_frame(tmp_path, rng):
-    """No plane of ones is filled for an RGB plate (a third more fresh memory per frame): the
-    mask is one value per frame broadcast over its pixels, 1 for a read frame and 0 for a black
-    one, and saving it writes exactly that alpha. Overscan (a data window smaller than the
-    canvas) still gets a real plane, 0 outside the window."""
-    for frame in (1001, 1003):
-        pixels = (rng.random((16, 24, 3)) * 4).astype(np.float32)
-        write_raw_exr(tmp_path / f"rgb.{frame}.exr", pixels, ["R", "G", "B"])
-    plate = load_sequence(str(tmp_path / "rgb.####.exr"), missing="black")
-    assert plate.alpha.shape == (3, 16, 24) and plate.alpha.strides[1:] == (0, 0)
-    assert plate.alpha[:, 0, 0].tolist() == [1.0, 0.0, 1.0] and np.all(plate.alpha[0] == 1.0)
-    out = str(tmp_path / "out" / "o.####.exr")
-    save_sequence(out, plate.rgb, plate.alpha, plate.info)  # not all ones: written as A
-    again = load_sequence(out)
-    assert again.info.channels == ["R", "G", "B", "A"]
-    assert np.array_equal(again.alpha, np.asarray(plate.alpha)) and not again.alpha[1].any()
-
-    write_raw_exr(tmp_path / "scan.1001.exr", pixels[2:10], ["R", "G", "B"], data_origin=(0, 2),
-                  display=(0, 0, 24, 16))  # fmt: skip
-    overscan = load_sequence(str(tmp_path / "scan.####.exr"))
-    assert overscan.alpha.flags.writeable and overscan.alpha.strides[1:] != (0, 0)
-    assert np.all(overscan.alpha[0, 2:10] == 1.0) and not overscan.alpha[0, :2].any()
-    assert not overscan.alpha[0, 10:].any()
-
-
 def test_gaps_error_hold_and_black(plate_factory):
     pattern = plate_factory(frames=(1001, 1002, 1004, 1005))
     with pytest.raises(LatentmirrorError) as caught:

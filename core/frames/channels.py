@@ -60,10 +60,3 @@ def _select_in(channels: list[str], layer: str) -> tuple[tuple[str, str, str], s
     if "Y" in by_suffix:  # luminance-only images
         return (by_suffix["Y"],) * 3, by_suffix.get("A")
     return None
-
-
-def unbroadcast_index(strides: tuple[int, ...]) -> tuple[slice, ...]:
-    """The index that keeps one element along each broadcast (stride 0) axis of an array or
-    tensor with these strides: its distinct values, without expanding them (a plate's MASK of
-    one value per frame)."""
-    return tuple(slice(None) if step else slice(0, 1) for step in strides)

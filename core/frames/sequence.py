@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import __version__, color
 from ..errors import LatentmirrorError, context, error
-from .channels import select_channels, unbroadcast_index
+from .channels import select_channels
 from .exr import (
     FINGERPRINT_ATTRIBUTE,
     HALF_MAX,
@@ -50,10 +50,7 @@ _plate_files: set[str] = set()
 @dataclass
 class LoadedPlate:
     rgb: np.ndarray  # float32 [frames, height, width, 3] over the PlateInfo canvas
-    # float32 [frames, height, width]; 1 where the file has no alpha. Without alpha and with data
-    # windows that fill the canvas it is one value per frame broadcast over the pixels (strides 0;
-    # read-only): 1, or 0 for a black frame.
-    alpha: np.ndarray
+    alpha: np.ndarray  # float32 [frames, height, width]; 1 where the file has no alpha
     info: PlateInfo
 
 
@@ -155,7 +152,7 @@ def load_sequence(
     canvas = _canvas(plan, display, data_windows)
 
     rgb = np.zeros((len(plan), canvas.height, canvas.width, 3), np.float32)
-    alpha = _alpha_plane(plan, data_windows, canvas, has_alpha=selection.alpha is not None)
+    alpha = np.zeros((len(plan), canvas.height, canvas.width), np.float32)
 
     def decode(index: int) -> int:
         """Read one frame into its place in the batch (frames fill disjoint slices, so the
@@ -176,8 +173,7 @@ def load_sequence(
                     split_rgba(pixels, rgb[index, rows, cols], alpha[index, rows, cols])
                 else:
                     rgb[index, rows, cols] = pixels
-                    if alpha.flags.writeable:  # the mask's overscan edge stays 0
-                        alpha[index, rows, cols] = 1.0
+                    alpha[index, rows, cols] = 1.0
         return bad
 
     indices = range(len(plan))
@@ -212,19 +208,6 @@ def load_sequence(
             layer=layer,
         ),
     )
-
-
-def _alpha_plane(
-    plan: list[PlannedFrame], data_windows: list[Box], canvas: Box, has_alpha: bool
-) -> np.ndarray:
-    """The batch's MASK, zeros to be filled, or, when no frame has alpha and every data window
-    fills the canvas, one value per frame broadcast over its pixels (1; 0 for a black frame):
-    a plane of ones would be a third more fresh memory to fill for every frame, for nothing."""
-    shape = (len(plan), canvas.height, canvas.width)
-    if has_alpha or any(w != canvas for w, p in zip(data_windows, plan, strict=True) if p.path):
-        return np.zeros(shape, np.float32)
-    opaque = np.array([p.path is not None for p in plan], np.float32)
-    return np.broadcast_to(opaque[:, None, None], shape)
 
 
 def _first_read_path(plan: list[PlannedFrame]) -> str:
@@ -650,8 +633,7 @@ def _alpha_to_write(alpha: np.ndarray | None, plate: PlateInfo | None) -> np.nda
     to encode), so a mask of ones over such a plate is not written; any other mask is."""
     if alpha is None or plate is None or plate.has_alpha:
         return alpha
-    distinct = alpha[unbroadcast_index(alpha.strides)]  # a broadcast mask: its values once
-    return None if not np.any(distinct != 1.0) else alpha
+    return None if not np.any(alpha != 1.0) else alpha
 
 
 def _frame_pixels(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, list[str]]:
