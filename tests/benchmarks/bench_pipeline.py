@@ -2,7 +2,7 @@
 
 Load Latents -> Resynthesize (1920x1080) -> OCIO Transform (inverse ACES 2.0 SDR display) ->
 Save EXR Sequence (half, zip), on the bundled demo model, run through the node classes in chunks
-of frames (each chunk's batches let go before the next chunk's, as the shot runner does), once
+of frames (each chunk's batches let go before the next chunk's, as the headless runner's), once
 with the OCIO Transform's ``lut`` precision and once with ``exact``; each stage's share of the
 wall time and its CPU seconds per frame. The LUT's bake is timed apart: cold (an empty disk
 cache) and warm (read from it). Then an EXR copy of the rendered plate's first 24 frames (Load
