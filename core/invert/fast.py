@@ -48,8 +48,7 @@ def run_fast(run: Run, start: torch.Tensor | None, previous: torch.Tensor | None
         batch = _next_batch(run, start, batches, position, batch_size)
         try:
             if chained and not batch.cold:  # every frame left, each from the one before it
-                slots = min(batch_size, settings.slots_on(model.device))
-                ws = run_chain(run, position, batch.start[:1], slots)
+                ws = run_chain(run, position, batch.start[:1], settings.slots_on(model.device))
                 indices = list(range(position, count))
             else:
                 ws, indices = _invert_batch(run, batch, noise, prev), batch.indices
