@@ -610,7 +610,7 @@ def _unwritable_values(values: np.ndarray, pixel_type: str) -> tuple[int, int]:
     if np.isfinite(high) and np.isfinite(low) and high <= limit and low >= -limit:
         return 0, 0
     finite = np.isfinite(values)
-    overflow = int((np.abs(values[finite]) > HALF_MAX).sum()) if pixel_type == "half" else 0
+    overflow = int((np.abs(values[finite]) > limit).sum())  # none beyond float's: limit is Inf
     return int(finite.size - np.count_nonzero(finite)), overflow
 
 
