@@ -90,7 +90,7 @@ def render(latents: str, out: str, precision: str, chunk: int, model=None) -> di
             )
         with stages["save exr"]:
             SaveEXRSequence().save(scene, out, "half", "zip", "overwrite", start_frame=1001 + start)
-        del images, scene  # a chunk's batches go before the next chunk's, as the shot runner's
+        del images, scene  # a chunk's batches go before the next chunk's, as the headless runner's
     return dict(stages)
 
 
@@ -150,7 +150,7 @@ def copy_through_nodes(plate: str, out: str, chunk: int, frames: int) -> float:
         wanted = f"{1001 + start}-{1000 + min(start + chunk, frames)}"
         images, mask, info = LoadEXRSequence().load(plate, wanted, "error")
         SaveEXRSequence().save(images, out, "half", "zip", "overwrite", info, mask=mask)
-        del images, mask, info  # before the next chunk's, as the shot runner lets them go
+        del images, mask, info  # before the next chunk's, as the headless runner lets them go
     return time.perf_counter() - began
 
 
